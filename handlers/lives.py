@@ -1,0 +1,31 @@
+"""The public view of a live."""
+
+from __future__ import annotations
+
+from handlers.base import ApiHandler
+from store import lives, products
+
+
+class LiveHandler(ApiHandler):
+    async def get(self, slug: str) -> None:
+        topic = f"live:{slug}"
+
+        # The topic position is read before the state, so every change made after
+        # the state was read has a larger offset and reaches a client that subscribes
+        # from this position.
+        position = await self.ctx.broker.position(topic)
+        async with self.connection() as connection:
+            live = await lives.get_by_slug(connection, slug)
+            rows = await products.list_visible(connection, live["id"])
+
+        self.write_json(
+            {
+                "live": lives.live_to_wire(live),
+                "products": [products.product_to_wire(row) for row in rows],
+                "topic": {
+                    "name": topic,
+                    "epoch": position.epoch,
+                    "offset": position.offset,
+                },
+            }
+        )

@@ -1,0 +1,176 @@
+"""Checks on decoded JSON input; each failure names the field and the fix."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from store.errors import InvalidInput
+
+_MISSING = object()
+
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+CURRENCY_PATTERN = re.compile(r"^[A-Z]{3}$")
+
+
+def reject_unknown(body: dict[str, Any], allowed: Iterable[str]) -> None:
+    allowed_set = set(allowed)
+    for name in body:
+        if name not in allowed_set:
+            raise InvalidInput(
+                f"unknown field {name!r}; allowed fields are "
+                + ", ".join(sorted(allowed_set)),
+                field=name,
+                code="unknown_field",
+            )
+
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def get_int(
+    body: dict[str, Any],
+    name: str,
+    *,
+    minimum: int,
+    maximum: int,
+    required: bool = True,
+    nullable: bool = False,
+    default: Any = _MISSING,
+) -> Any:
+    value = body.get(name, _MISSING)
+    if value is _MISSING:
+        if required:
+            raise InvalidInput(f"{name} is required", field=name, code="missing")
+        return default
+    if value is None and nullable:
+        return None
+    if not is_int(value):
+        raise InvalidInput(
+            f"{name} must be an integer, got {value!r}", field=name, code="invalid_type"
+        )
+    if not minimum <= value <= maximum:
+        raise InvalidInput(
+            f"{name} must be from {minimum} to {maximum}, got {value}",
+            field=name,
+            code="out_of_range",
+        )
+    return value
+
+
+def get_str(
+    body: dict[str, Any],
+    name: str,
+    *,
+    max_length: int,
+    min_length: int = 1,
+    required: bool = True,
+    default: Any = _MISSING,
+) -> Any:
+    value = body.get(name, _MISSING)
+    if value is _MISSING:
+        if required:
+            raise InvalidInput(f"{name} is required", field=name, code="missing")
+        return default
+    if not isinstance(value, str):
+        raise InvalidInput(
+            f"{name} must be a string, got {type(value).__name__}",
+            field=name,
+            code="invalid_type",
+        )
+    value = value.strip()
+    if len(value) < min_length:
+        raise InvalidInput(
+            f"{name} must not be empty"
+            if min_length == 1
+            else f"{name} must be at least {min_length} characters",
+            field=name,
+            code="too_short",
+        )
+    if len(value) > max_length:
+        raise InvalidInput(
+            f"{name} must be at most {max_length} characters, got {len(value)}",
+            field=name,
+            code="too_long",
+        )
+    return value
+
+
+def get_bool(
+    body: dict[str, Any], name: str, *, required: bool = True, default: Any = _MISSING
+) -> Any:
+    value = body.get(name, _MISSING)
+    if value is _MISSING:
+        if required:
+            raise InvalidInput(f"{name} is required", field=name, code="missing")
+        return default
+    if not isinstance(value, bool):
+        raise InvalidInput(
+            f"{name} must be true or false, got {value!r}",
+            field=name,
+            code="invalid_type",
+        )
+    return value
+
+
+def check_url(value: str, name: str, *, allow_relative: bool = False) -> str:
+    """Accept '' (no URL), an http(s) URL, or a path on this site when allowed."""
+    if value == "":
+        return value
+    if value.startswith(("https://", "http://")) and " " not in value:
+        return value
+    if allow_relative and value.startswith("/") and not value.startswith("//"):
+        return value
+    raise InvalidInput(
+        f"{name} must be an http:// or https:// URL", field=name, code="invalid_url"
+    )
+
+
+def normalize_tax_id(raw: str) -> str:
+    """Validate a tax id; a 14-character one is checked as a Brazilian CNPJ."""
+    compact = re.sub(r"[.\-/\s]", "", raw).upper()
+    if len(compact) == 14:
+        if not is_valid_cnpj(compact):
+            raise InvalidInput(
+                f"CNPJ {raw!r} is invalid: its check digits do not match",
+                field="tax_id",
+                code="invalid_cnpj",
+            )
+        return compact
+    if not 3 <= len(compact) <= 32 or not compact.isalnum():
+        raise InvalidInput(
+            "tax_id must be a CNPJ (14 characters) or another tax id of 3 to 32 "
+            "letters and digits",
+            field="tax_id",
+            code="invalid_tax_id",
+        )
+    return compact
+
+
+def is_valid_cnpj(compact: str) -> bool:
+    """Check a CNPJ: 12 letters or digits, then two check digits (modulus 11).
+
+    Each character counts as its code point minus 48, which covers the numeric CNPJ
+    and the alphanumeric one Receita Federal issues from July 2026.
+    """
+    if not re.fullmatch(r"[0-9A-Z]{12}[0-9]{2}", compact):
+        return False
+    if len(set(compact)) == 1:
+        return False
+
+    values = [ord(character) - 48 for character in compact]
+    for length in (12, 13):
+        # Weights run 2..9 from the right, wrapping around: 5,4,3,2,9,8,...,2.
+        weights = [(length - 1 - index) % 8 + 2 for index in range(length)]
+        total = sum(
+            value * weight
+            for value, weight in zip(values[:length], weights, strict=True)
+        )
+        remainder = total % 11
+        check = 0 if remainder < 2 else 11 - remainder
+        if values[length] != check:
+            return False
+    return True

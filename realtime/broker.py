@@ -1,0 +1,145 @@
+"""Publishing and subscribing: the one object handlers use for realtime."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Protocol
+
+import redis.asyncio as redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from realtime.frames import encode, text_frame
+from realtime.hub import Hub
+from realtime.relay import Relay
+from realtime.topics import Position, TopicLog
+
+log = logging.getLogger(__name__)
+
+PUBLISH_ATTEMPTS = 4
+
+
+class Socket(Protocol):
+    """A subscriber socket: takes frames and hears when a topic was reset."""
+
+    def send_frame(self, frame: bytes) -> None: ...
+
+    def topic_reset(self, topic: str, position: Position) -> None: ...
+
+
+class Broker:
+    def __init__(
+        self, client: redis.Redis, history_size: int, history_ttl: int
+    ) -> None:
+        self.client = client
+        self.hub = Hub()
+        self.topic_log = TopicLog(client, history_size, history_ttl)
+        self.relay = Relay(client, self.topic_log, self.hub, self._reset_sockets)
+
+    async def start(self) -> None:
+        await self.relay.start()
+
+    async def stop(self) -> None:
+        await self.relay.stop()
+
+    async def publish(self, topic: str, event_type: str, data: Any) -> Position | None:
+        """Publish an event after its change was committed.
+
+        Retries for a few seconds while Redis is unreachable. Returns None when every
+        attempt failed; the change stays committed and clients see it on their next
+        reset or refetch.
+        """
+        delay = 0.2
+        for attempt in range(1, PUBLISH_ATTEMPTS + 1):
+            try:
+                return await self.topic_log.publish(topic, event_type, data)
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                if attempt == PUBLISH_ATTEMPTS:
+                    # TODO: keep unpublished events in a PostgreSQL outbox written in
+                    # the same transaction, so a Redis outage loses none of them.
+                    log.error(
+                        "event %s on %s lost after %d attempts: %s",
+                        event_type,
+                        topic,
+                        attempt,
+                        exc,
+                    )
+                    return None
+                log.warning(
+                    "publishing %s on %s failed (%s); retry %d",
+                    event_type,
+                    topic,
+                    exc,
+                    attempt,
+                )
+                await asyncio.sleep(delay)
+                delay *= 2
+        return None
+
+    async def position(self, topic: str) -> Position:
+        return await self.topic_log.position(topic)
+
+    async def subscribe(
+        self,
+        socket: Socket,
+        topic: str,
+        epoch: str | None,
+        offset: int | None,
+    ) -> bool:
+        """Subscribe ``socket`` to ``topic``, sending what it missed since ``offset``.
+
+        Sends ``subscribed`` then the missed events, or ``reset`` when they are gone;
+        returns False after a reset. Live events queue up while the history is read,
+        so none is lost or sent twice.
+        """
+        self.hub.add_pending(topic, socket)
+        try:
+            await self.relay.subscribe(topic)
+            if epoch is None or offset is None:
+                position = await self.topic_log.position(topic)
+                self.relay.note_position(topic, position)
+                socket.send_frame(_control("subscribed", topic, position))
+                self.hub.promote(topic, socket, position.offset)
+                return True
+
+            recovery = await self.topic_log.recover(topic, epoch, offset)
+        except BaseException:
+            self.hub.remove(topic, socket)
+            raise
+
+        self.relay.note_position(topic, recovery.position)
+        if recovery.reset:
+            self.hub.remove(topic, socket)
+            socket.send_frame(_control("reset", topic, recovery.position))
+            return False
+
+        socket.send_frame(_control("subscribed", topic, Position(epoch, offset)))
+        last_offset = offset
+        for event_offset, event in recovery.events:
+            socket.send_frame(text_frame(event))
+            last_offset = event_offset
+        self.hub.promote(topic, socket, last_offset)
+        return True
+
+    def unsubscribe(self, socket: Socket, topic: str) -> None:
+        # The relay drops Redis channels nobody follows on its next sweep, so a topic
+        # that is left and joined again at once keeps its channel.
+        self.hub.remove(topic, socket)
+
+    def _reset_sockets(self, topic: str, position: Position, sockets: set[Any]) -> None:
+        for socket in sockets:
+            socket.topic_reset(topic, position)
+
+
+def _control(op: str, topic: str, position: Position) -> bytes:
+    return text_frame(
+        encode(
+            {
+                "op": op,
+                "topic": topic,
+                "epoch": position.epoch,
+                "offset": position.offset,
+            }
+        )
+    )

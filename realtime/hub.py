@@ -1,0 +1,90 @@
+"""Local topic subscriptions of one process and the fan-out to its sockets."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from typing import Protocol
+
+from realtime.frames import text_frame
+
+log = logging.getLogger(__name__)
+
+
+class Subscriber(Protocol):
+    """A socket as the hub sees it: something that takes whole frames."""
+
+    def send_frame(self, frame: bytes) -> None:
+        """Queue an already-encoded frame without waiting for the network."""
+
+
+class Hub:
+    """Which local sockets follow which topic.
+
+    A socket that is catching up on a topic is *pending*: events that arrive meanwhile
+    are queued for it and handed over once its recovered events are sent, so it sees
+    each event once and in order.
+    """
+
+    def __init__(self) -> None:
+        self._live: dict[str, set[Subscriber]] = defaultdict(set)
+        self._pending: dict[str, dict[Subscriber, list[tuple[int, bytes]]]] = (
+            defaultdict(dict)
+        )
+        self.deliveries = 0
+
+    def topics(self) -> set[str]:
+        return {topic for topic in self._live if self._live[topic]} | {
+            topic for topic in self._pending if self._pending[topic]
+        }
+
+    def has_subscribers(self, topic: str) -> bool:
+        return bool(self._live.get(topic)) or bool(self._pending.get(topic))
+
+    def subscriber_count(self, topic: str) -> int:
+        return len(self._live.get(topic, ())) + len(self._pending.get(topic, ()))
+
+    def add_pending(self, topic: str, subscriber: Subscriber) -> None:
+        self._pending[topic][subscriber] = []
+
+    def promote(self, topic: str, subscriber: Subscriber, last_offset: int) -> None:
+        """Send what was queued after ``last_offset`` and make the socket live."""
+        queued = self._pending[topic].pop(subscriber, None)
+        if queued is None:
+            return
+        for offset, frame in queued:
+            if offset > last_offset:
+                subscriber.send_frame(frame)
+        self._live[topic].add(subscriber)
+
+    def remove(self, topic: str, subscriber: Subscriber) -> bool:
+        """Drop the socket from the topic; return True when nobody local is left."""
+        self._pending.get(topic, {}).pop(subscriber, None)
+        live = self._live.get(topic)
+        if live is not None:
+            live.discard(subscriber)
+        empty = not self.has_subscribers(topic)
+        if empty:
+            self._live.pop(topic, None)
+            self._pending.pop(topic, None)
+        return empty
+
+    def deliver(self, topic: str, offset: int, event: bytes) -> None:
+        """Frame the event once and hand the same bytes to every local socket."""
+        frame = text_frame(event)
+        for queue in self._pending.get(topic, {}).values():
+            queue.append((offset, frame))
+
+        live = self._live.get(topic)
+        if not live:
+            return
+        # A copy, because a send may close a slow socket and remove it from the set.
+        for subscriber in tuple(live):
+            subscriber.send_frame(frame)
+        self.deliveries += len(live)
+
+    def drop_topic(self, topic: str) -> set[Subscriber]:
+        """Remove every local subscriber of ``topic`` and return them."""
+        dropped = set(self._live.pop(topic, set()))
+        dropped.update(self._pending.pop(topic, {}))
+        return dropped

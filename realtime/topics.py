@@ -1,0 +1,148 @@
+"""Topic offsets, epochs and bounded history in Redis.
+
+Each topic has three keys: an epoch (a random id made when the topic first appears,
+so a flushed Redis is noticed), an offset that grows by one per event, and a stream
+holding the latest events with stream id ``{offset}-1``. One Lua script assigns the
+offset, appends to the stream and publishes, so the three never disagree.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import redis.asyncio as redis
+
+KEY_PREFIX = "vitrine:topic:"
+
+# live:{slug}, order:{code}, chat:{uuid}, managers:{slug}, manager:{id}
+TOPIC_PATTERN = re.compile(r"^(live|order|chat|managers|manager):[A-Za-z0-9_-]{1,64}$")
+
+_PUBLISH_SCRIPT = """
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then
+    epoch = ARGV[1]
+    redis.call('SET', KEYS[1], epoch)
+    redis.call('DEL', KEYS[2], KEYS[3])
+end
+local offset = redis.call('INCR', KEYS[2])
+local event = '{"topic":' .. ARGV[2] .. ',"offset":' .. offset .. ',"type":'
+    .. ARGV[3] .. ',"data":' .. ARGV[4] .. '}'
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], offset .. '-1', 'e', event)
+for i = 1, 3 do
+    redis.call('EXPIRE', KEYS[i], ARGV[6])
+end
+redis.call('PUBLISH', ARGV[7], epoch .. ' ' .. offset .. '\\n' .. event)
+return {epoch, offset}
+"""
+
+_POSITION_SCRIPT = """
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then
+    epoch = ARGV[1]
+    redis.call('SET', KEYS[1], epoch, 'EX', ARGV[2])
+    redis.call('DEL', KEYS[2], KEYS[3])
+end
+local offset = redis.call('GET', KEYS[2]) or '0'
+return {epoch, offset}
+"""
+
+
+@dataclass(frozen=True)
+class Position:
+    epoch: str
+    offset: int
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """Events a subscriber missed, or ``reset`` when they can no longer be given."""
+
+    position: Position
+    events: list[tuple[int, bytes]]
+    reset: bool
+
+
+def channel(topic: str) -> str:
+    return KEY_PREFIX + topic
+
+
+def _keys(topic: str) -> list[str]:
+    base = KEY_PREFIX + topic
+    return [base + ":epoch", base + ":offset", base + ":history"]
+
+
+def new_epoch() -> str:
+    return secrets.token_hex(6)
+
+
+def parse_message(raw: bytes) -> tuple[str, int, bytes]:
+    """Split a published message into epoch, offset and the event's JSON."""
+    header, _, event = raw.partition(b"\n")
+    epoch, _, offset = header.partition(b" ")
+    return epoch.decode(), int(offset), event
+
+
+class TopicLog:
+    """Publishes events and reads positions and history of topics in Redis."""
+
+    def __init__(self, client: redis.Redis, history_size: int, history_ttl: int):
+        self._client = client
+        self._history_size = history_size
+        self._history_ttl = history_ttl
+        self._publish = client.register_script(_PUBLISH_SCRIPT)
+        self._position = client.register_script(_POSITION_SCRIPT)
+
+    async def publish(self, topic: str, event_type: str, data: Any) -> Position:
+        """Append an event to the topic and publish it to every relay."""
+        epoch, offset = await self._publish(
+            keys=_keys(topic),
+            args=[
+                new_epoch(),
+                orjson.dumps(topic),
+                orjson.dumps(event_type),
+                orjson.dumps(data),
+                self._history_size,
+                self._history_ttl,
+                channel(topic),
+            ],
+        )
+        return Position(_text(epoch), int(offset))
+
+    async def position(self, topic: str) -> Position:
+        epoch, offset = await self._position(
+            keys=_keys(topic), args=[new_epoch(), self._history_ttl]
+        )
+        return Position(_text(epoch), int(offset))
+
+    async def recover(self, topic: str, epoch: str, offset: int) -> Recovery:
+        """Return the events after ``offset`` of ``epoch``, or a reset."""
+        current = await self.position(topic)
+        if epoch != current.epoch or offset > current.offset or offset < 0:
+            return Recovery(current, [], reset=True)
+        if offset == current.offset:
+            return Recovery(current, [], reset=False)
+
+        events = await self.history_range(topic, offset + 1, current.offset)
+        if not events or events[0][0] != offset + 1:
+            # The stream was trimmed past the first missed event.
+            return Recovery(current, [], reset=True)
+        return Recovery(current, events, reset=False)
+
+    async def history_range(
+        self, topic: str, first: int, last: int
+    ) -> list[tuple[int, bytes]]:
+        """Return the events with offsets ``first`` to ``last`` still in history."""
+        entries: Any = await self._client.xrange(
+            _keys(topic)[2], min=f"{first}-1", max=f"{last}-1"
+        )
+        return [
+            (int(entry_id.split(b"-")[0]), fields[b"e"]) for entry_id, fields in entries
+        ]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

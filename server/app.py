@@ -1,0 +1,75 @@
+"""The Tornado application: routes and settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import tornado.web
+
+from handlers import auth, carts, health, lives, manager_lives, orders, pages, ws
+from handlers.context import AppContext
+from server.logs import log_request
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+SLUG = r"([a-z0-9][a-z0-9-]{0,62})"
+ID = r"([^/]+)"
+
+# Inbound WebSocket messages are small JSON commands.
+MAX_WS_MESSAGE = 64 * 1024
+
+
+class NotFoundHandler(tornado.web.RequestHandler):
+    def prepare(self) -> None:
+        raise tornado.web.HTTPError(404, f"no route for {self.request.path}")
+
+    def write_error(self, status_code: int, **kwargs: object) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.finish(
+            b'{"error": {"code": "not_found", "message": "no such route", '
+            b'"field": null}}'
+        )
+
+
+def make_app(ctx: AppContext) -> tornado.web.Application:
+    deps = {"ctx": ctx}
+    routes: list[Any] = [
+        (r"/healthz", health.HealthHandler, deps),
+        (r"/readyz", health.ReadyHandler, deps),
+        (r"/ws", ws.SocketHandler, deps),
+        (rf"/api/v1/lives/{SLUG}", lives.LiveHandler, deps),
+        (rf"/api/v1/lives/{SLUG}/carts", carts.CartCreateHandler, deps),
+        (rf"/api/v1/carts/{ID}", carts.CartHandler, deps),
+        (rf"/api/v1/carts/{ID}/items/{ID}", carts.CartItemHandler, deps),
+        (rf"/api/v1/carts/{ID}/checkout", carts.CheckoutHandler, deps),
+        (rf"/api/v1/orders/{ID}", orders.OrderHandler, deps),
+        (r"/api/v1/manager/login", auth.LoginHandler, deps),
+        (r"/api/v1/manager/refresh", auth.RefreshHandler, deps),
+        (r"/api/v1/manager/lives", manager_lives.ManagerLivesHandler, deps),
+        (rf"/api/v1/manager/lives/{SLUG}", manager_lives.ManagerLiveHandler, deps),
+        (
+            rf"/api/v1/manager/lives/{SLUG}/products",
+            manager_lives.ManagerProductsHandler,
+            deps,
+        ),
+        (
+            rf"/api/v1/manager/lives/{SLUG}/products/{ID}",
+            manager_lives.ManagerProductHandler,
+            deps,
+        ),
+        (r"/", pages.PageHandler, {"path": STATIC_DIR / "index.html"}),
+        (rf"/live/{SLUG}/?", pages.PageHandler, {"path": STATIC_DIR / "live.html"}),
+        (rf"/orders/{ID}", pages.PageHandler, {"path": STATIC_DIR / "order.html"}),
+    ]
+    return tornado.web.Application(
+        routes,
+        static_path=str(STATIC_DIR),
+        static_url_prefix="/static/",
+        default_handler_class=NotFoundHandler,
+        log_function=log_request,
+        websocket_ping_interval=ctx.settings.ws_ping_interval,
+        websocket_ping_timeout=ctx.settings.ws_ping_timeout,
+        websocket_max_message_size=MAX_WS_MESSAGE,
+        compress_response=False,
+    )

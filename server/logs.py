@@ -1,0 +1,94 @@
+"""Logging setup and the access log: plain text in development, JSON in production."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+from typing import Any
+
+import orjson
+import tornado.web
+
+access_log = logging.getLogger("vitrine.access")
+
+# Query parameters whose values are secrets and never reach a log line.
+_SECRET_QUERY = re.compile(r"(?i)([?&](?:token|session_token|read_token)=)[^&]*")
+
+
+def redact(uri: str) -> str:
+    return _SECRET_QUERY.sub(r"\1[redacted]", uri)
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        request = getattr(record, "request", None)
+        if isinstance(request, dict):
+            entry.update(request)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry).decode()
+
+
+def setup_logging(level: str, json_lines: bool, process_name: str) -> None:
+    """Configure the root logger once, from the process entry point."""
+    handler = logging.StreamHandler(sys.stderr)
+    if json_lines:
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter(
+                f"%(asctime)s %(levelname)s [{process_name}] %(name)s: %(message)s"
+            )
+        )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # Tornado's own access logger would write a second line per request.
+    logging.getLogger("tornado.access").propagate = False
+
+
+def log_request(handler: tornado.web.RequestHandler) -> None:
+    """Write one access line per request; the level follows the status."""
+    status = handler.get_status()
+    if status < 400:
+        level = logging.INFO
+    elif status < 500:
+        level = logging.WARNING
+    else:
+        level = logging.ERROR
+    if handler.request.path in ("/healthz", "/readyz") and status < 400:
+        level = logging.DEBUG
+
+    request = handler.request
+    duration_ms = round(1000.0 * request.request_time(), 2)
+    route = _route_of(handler)
+    fields = {
+        "method": request.method,
+        "route": route,
+        "path": redact(request.uri or ""),
+        "status": status,
+        "ms": duration_ms,
+        "request_id": getattr(handler, "request_id", None),
+    }
+    access_log.log(
+        level,
+        "%s %s %d %.2fms",
+        request.method,
+        fields["path"],
+        status,
+        duration_ms,
+        extra={"request": fields},
+    )
+
+
+def _route_of(handler: tornado.web.RequestHandler) -> str:
+    return getattr(handler, "route_name", type(handler).__name__)

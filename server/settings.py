@@ -1,0 +1,101 @@
+"""Settings read once from ``VITRINE_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+class SettingsError(ValueError):
+    """A ``VITRINE_*`` variable is missing or malformed."""
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {raw!r}")
+
+
+_PARSERS: dict[Any, Callable[[str], Any]] = {
+    "str": str,
+    "int": int,
+    "float": float,
+    "bool": _parse_bool,
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of a Vitrine process. See the README for what each one does."""
+
+    env: str = "development"
+    log_level: str = "INFO"
+    host: str = "127.0.0.1"
+    port: int = 8101
+    database_url: str = "postgresql://127.0.0.1:5432/vitrine"
+    db_pool_min: int = 2
+    db_pool_max: int = 10
+    db_command_timeout: float = 10.0
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    jwt_secret: str = ""
+    access_token_ttl: int = 8 * 3600
+    refresh_token_ttl: int = 7 * 24 * 3600
+    max_body_bytes: int = 1024 * 1024
+    shutdown_timeout: float = 20.0
+    retry_after_seconds: int = 5
+    ws_ping_interval: float = 25.0
+    ws_ping_timeout: float = 8.0
+    history_size: int = 1000
+    history_ttl: int = 24 * 3600
+    default_currency: str = "BRL"
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``VITRINE_<FIELD>`` variables, defaults elsewhere."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+
+        for field in fields(cls):
+            name = f"VITRINE_{field.name.upper()}"
+            raw = environ.get(name)
+            if raw is None or raw == "":
+                continue
+            parse = _PARSERS[field.type]
+            try:
+                values[field.name] = parse(raw)
+            except ValueError as exc:
+                raise SettingsError(
+                    f"{name}={raw!r} is invalid: {exc}; expected a {field.type}"
+                ) from None
+
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Raise SettingsError for values no process can run with."""
+        if self.env not in ("development", "production"):
+            raise SettingsError(
+                f"VITRINE_ENV={self.env!r} is invalid; use development or production"
+            )
+        if self.production and len(self.jwt_secret) < 32:
+            raise SettingsError(
+                "VITRINE_JWT_SECRET must be set to at least 32 characters in production"
+            )
+        if self.db_pool_min < 1 or self.db_pool_max < self.db_pool_min:
+            raise SettingsError(
+                "VITRINE_DB_POOL_MIN must be at least 1 and at most VITRINE_DB_POOL_MAX"
+            )
+        if self.ws_ping_timeout >= self.ws_ping_interval:
+            raise SettingsError(
+                "VITRINE_WS_PING_TIMEOUT must be shorter than VITRINE_WS_PING_INTERVAL"
+            )

@@ -1,0 +1,101 @@
+"""Wholesale pricing and quantity rules of a product."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from store.errors import InvalidInput
+
+MAX_QUANTITY = 1_000_000
+
+
+def unit_price_cents(
+    price_cents: int, tiers: Sequence[Mapping[str, int]], quantity: int
+) -> int:
+    """Return the unit price for ``quantity``: the tier with the largest minimum not
+    above it, or the base price when no tier applies. ``tiers`` is sorted by minimum.
+    """
+    price = price_cents
+    for tier in tiers:
+        if tier["min_quantity"] > quantity:
+            break
+        price = tier["price_cents"]
+    return price
+
+
+def check_quantity(product: Any, quantity: int, field: str) -> None:
+    """Raise InvalidInput unless ``quantity`` (positive) fits the product's rules."""
+    name = product["name"]
+    min_quantity = product["min_quantity"]
+    step = product["step"]
+    max_quantity = product["max_quantity"]
+
+    if quantity < min_quantity:
+        raise InvalidInput(
+            f"{name}: quantity {quantity} is below the minimum of {min_quantity}",
+            field=field,
+            code="below_minimum",
+        )
+    if quantity % step != 0:
+        lower = quantity - quantity % step
+        raise InvalidInput(
+            f"{name}: quantity {quantity} must be a multiple of {step} "
+            f"(packs of {step}); try {max(lower, min_quantity)} or {lower + step}",
+            field=field,
+            code="invalid_step",
+        )
+    if max_quantity is not None and quantity > max_quantity:
+        raise InvalidInput(
+            f"{name}: quantity {quantity} is above the maximum of {max_quantity} "
+            "per order",
+            field=field,
+            code="above_maximum",
+        )
+
+
+def normalize_tiers(raw: Any, field: str = "tiers") -> list[dict[str, int]]:
+    """Validate a tier list and return it sorted by ``min_quantity``."""
+    if not isinstance(raw, list):
+        raise InvalidInput(
+            "tiers must be a list of {min_quantity, price_cents}", field=field
+        )
+    if len(raw) > 20:
+        raise InvalidInput("at most 20 price tiers are allowed", field=field)
+
+    tiers: list[dict[str, int]] = []
+    for index, tier in enumerate(raw):
+        where = f"{field}[{index}]"
+        if not isinstance(tier, dict) or set(tier) != {"min_quantity", "price_cents"}:
+            raise InvalidInput(
+                "each tier must be an object with exactly min_quantity and price_cents",
+                field=where,
+            )
+        min_quantity = tier["min_quantity"]
+        price = tier["price_cents"]
+        if not _is_int(min_quantity) or not 2 <= min_quantity <= MAX_QUANTITY:
+            raise InvalidInput(
+                f"min_quantity must be an integer from 2 to {MAX_QUANTITY}",
+                field=f"{where}.min_quantity",
+            )
+        if not _is_int(price) or price < 0:
+            raise InvalidInput(
+                "price_cents must be a non-negative integer of cents",
+                field=f"{where}.price_cents",
+            )
+        tiers.append({"min_quantity": min_quantity, "price_cents": price})
+
+    tiers.sort(key=lambda tier: tier["min_quantity"])
+    for previous, current in itertools.pairwise(tiers):
+        if previous["min_quantity"] == current["min_quantity"]:
+            raise InvalidInput(
+                f"two tiers start at {current['min_quantity']} units",
+                field=field,
+            )
+    return tiers
+
+
+def _is_int(value: Any) -> bool:
+    # bool is an int subclass, and true must not pass as a quantity of 1.
+    return isinstance(value, int) and not isinstance(value, bool)

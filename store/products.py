@@ -1,0 +1,161 @@
+"""Queries on a live's catalog."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from store.errors import Conflict, NotFound
+from store.pool import Connection, required
+
+PRODUCT_COLUMNS = (
+    "id, live_id, sku, name, description, image_url, price_cents, tiers, "
+    "min_quantity, step, max_quantity, stock, visible, position"
+)
+
+# Fields a manager may set, in the order the wire shows them.
+EDITABLE_FIELDS = (
+    "sku",
+    "name",
+    "description",
+    "image_url",
+    "price_cents",
+    "tiers",
+    "min_quantity",
+    "step",
+    "max_quantity",
+    "stock",
+    "visible",
+    "position",
+)
+
+
+def product_to_wire(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "sku": row["sku"],
+        "name": row["name"],
+        "description": row["description"],
+        "image_url": row["image_url"],
+        "price_cents": row["price_cents"],
+        "tiers": row["tiers"],
+        "min_quantity": row["min_quantity"],
+        "step": row["step"],
+        "max_quantity": row["max_quantity"],
+        "stock": row["stock"],
+        "visible": row["visible"],
+        "position": row["position"],
+    }
+
+
+async def list_visible(connection: Connection, live_id: int) -> list[asyncpg.Record]:
+    return await connection.fetch(
+        f"SELECT {PRODUCT_COLUMNS} FROM products"
+        " WHERE live_id = $1 AND visible ORDER BY position, id",
+        live_id,
+    )
+
+
+async def list_all(connection: Connection, live_id: int) -> list[asyncpg.Record]:
+    return await connection.fetch(
+        f"SELECT {PRODUCT_COLUMNS} FROM products WHERE live_id = $1"
+        " ORDER BY position, id",
+        live_id,
+    )
+
+
+async def get(connection: Connection, live_id: int, product_id: int) -> asyncpg.Record:
+    row = await connection.fetchrow(
+        f"SELECT {PRODUCT_COLUMNS} FROM products WHERE live_id = $1 AND id = $2",
+        live_id,
+        product_id,
+    )
+    if row is None:
+        raise NotFound(f"product {product_id} not found in this live")
+    return row
+
+
+async def create(
+    connection: Connection, live_id: int, fields: dict[str, Any]
+) -> asyncpg.Record:
+    """Insert a product; ``fields`` is validated and holds sku, name and price."""
+    if "position" not in fields:
+        # New products go to the end of the grid unless told otherwise.
+        fields = dict(fields)
+        fields["position"] = await connection.fetchval(
+            "SELECT coalesce(max(position) + 1, 0) FROM products WHERE live_id = $1",
+            live_id,
+        )
+
+    names = list(fields)
+    placeholders = ", ".join(f"${index + 2}" for index in range(len(names)))
+    try:
+        return required(
+            await connection.fetchrow(
+                f"INSERT INTO products (live_id, {', '.join(names)})"
+                f" VALUES ($1, {placeholders}) RETURNING {PRODUCT_COLUMNS}",
+                live_id,
+                *fields.values(),
+            )
+        )
+    except asyncpg.UniqueViolationError:
+        raise Conflict(
+            f"SKU {fields['sku']!r} is already used in this live",
+            field="sku",
+            code="duplicate_sku",
+        ) from None
+
+
+async def update(
+    connection: Connection,
+    live_id: int,
+    product_id: int,
+    fields: dict[str, Any],
+) -> tuple[asyncpg.Record, asyncpg.Record]:
+    """Apply a partial update; return the rows before and after it."""
+    before = await connection.fetchrow(
+        f"SELECT {PRODUCT_COLUMNS} FROM products"
+        " WHERE live_id = $1 AND id = $2 FOR UPDATE",
+        live_id,
+        product_id,
+    )
+    if before is None:
+        raise NotFound(f"product {product_id} not found in this live")
+    if not fields:
+        return before, before
+
+    assignments = ", ".join(
+        f"{name} = ${index + 3}" for index, name in enumerate(fields)
+    )
+    try:
+        after = await connection.fetchrow(
+            f"UPDATE products SET {assignments}, updated_at = now()"
+            f" WHERE live_id = $1 AND id = $2 RETURNING {PRODUCT_COLUMNS}",
+            live_id,
+            product_id,
+            *fields.values(),
+        )
+    except asyncpg.UniqueViolationError:
+        raise Conflict(
+            f"SKU {fields.get('sku')!r} is already used in this live",
+            field="sku",
+            code="duplicate_sku",
+        ) from None
+    except asyncpg.CheckViolationError as exc:
+        raise Conflict(
+            "the product would break a rule: max_quantity must not be below "
+            f"min_quantity and stock must not be negative ({exc.constraint_name})",
+            code="invalid_product",
+        ) from None
+    return before, required(after)
+
+
+async def delete(connection: Connection, live_id: int, product_id: int) -> None:
+    deleted = await connection.fetchval(
+        "DELETE FROM products WHERE live_id = $1 AND id = $2 RETURNING id",
+        live_id,
+        product_id,
+    )
+    if deleted is None:
+        raise NotFound(f"product {product_id} not found in this live")
