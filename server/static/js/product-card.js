@@ -1,0 +1,170 @@
+/** Product card of the live page: price tiers, order rules, stock and the add-to-cart control. */
+
+import { el, safeUrl } from './dom.js';
+import { formatCents } from './money.js';
+import { maxValidQuantity, minValidQuantity, priceRows, snapQuantity, unitPriceCents } from './quantity.js';
+import { renderStepper } from './stepper.js';
+
+const countFormat = new Intl.NumberFormat('pt-BR');
+
+/**
+ * Returns the card element of `product`.
+ *
+ * @param {object} product a product from the API
+ * @param {object} context `currency`, `canBuy` (false when the live has ended),
+ *   `quantity` (the quantity selected on the card), `cartQuantity`, `pinned`,
+ *   `onQuantityChange(product, quantity)` and `onAdd(product, quantity, card)`
+ */
+export function renderProductCard(product, context) {
+  const money = (cents) => formatCents(cents, context.currency);
+  const soldOut = product.stock === 0;
+  const minimum = minValidQuantity(product);
+  const belowMinimum = !soldOut && maxValidQuantity(product) < minimum;
+  const quantity = snapQuantity(product, context.quantity ?? minimum);
+
+  const subtotal = el('p', { class: 'card__subtotal', 'aria-live': 'polite' });
+  const priceTable = renderPriceTable(product, money);
+  const showQuantity = (value) => {
+    const unitPrice = unitPriceCents(product, value);
+    subtotal.textContent = `${countFormat.format(value)} × ${money(unitPrice)} = ${money(unitPrice * value)}`;
+    for (const row of priceTable.querySelectorAll('tr[data-min]')) {
+      row.classList.toggle('is-active', Number(row.dataset.min) === activeTierMinimum(product, value));
+    }
+  };
+
+  const canAdd = context.canBuy && !soldOut && !belowMinimum;
+  const stepper = renderStepper({
+    value: quantity,
+    min: minimum,
+    max: maxValidQuantity(product),
+    step: product.step || 1,
+    label: `Quantity of ${product.name}`,
+    disabled: !canAdd,
+    normalize: (value) => snapQuantity(product, value),
+    onChange: (value) => {
+      showQuantity(value);
+      context.onQuantityChange(product, value);
+    },
+  });
+
+  const error = el('p', { class: 'field-error', role: 'alert', hidden: true });
+  const addButton = el(
+    'button',
+    { type: 'button', class: 'button button--primary', disabled: !canAdd, dataset: { focusKey: 'add' } },
+    addButtonLabel(context.canBuy, soldOut),
+  );
+
+  const card = el(
+    'article',
+    {
+      class: `card${soldOut ? ' is-sold-out' : ''}${context.pinned ? ' card--pinned' : ''}`,
+      dataset: { productId: product.id },
+      'aria-label': product.name,
+    },
+    renderMedia(product, soldOut),
+    el(
+      'div',
+      { class: 'card__body' },
+      el('h3', { class: 'card__name' }, product.name),
+      el('p', { class: 'card__sku' }, `SKU ${product.sku}`),
+      product.description ? el('p', { class: 'card__description' }, product.description) : null,
+      el('p', { class: 'card__price' }, money(product.price_cents), el('span', { class: 'card__unit' }, ' / unit')),
+      priceTable,
+      el('p', { class: 'card__rules' }, orderRules(product)),
+      el('p', { class: `card__stock${soldOut ? ' is-empty' : ''}` }, stockText(product, belowMinimum)),
+      el('div', { class: 'card__buy' }, stepper, addButton),
+      canAdd ? subtotal : null,
+      el('p', { class: 'card__in-cart', hidden: !context.cartQuantity }, inCartText(context.cartQuantity)),
+      error,
+    ),
+  );
+
+  addButton.addEventListener('click', () => {
+    const value = Number.parseInt(stepper.querySelector('input').value, 10);
+    context.onAdd(product, snapQuantity(product, value), card);
+  });
+  showQuantity(quantity);
+  return card;
+}
+
+/** Updates the "in cart" note of a rendered card without rebuilding it. */
+export function updateCardCartQuantity(card, cartQuantity) {
+  const note = card.querySelector('.card__in-cart');
+  note.textContent = inCartText(cartQuantity);
+  note.hidden = !cartQuantity;
+}
+
+function inCartText(cartQuantity) {
+  return cartQuantity ? `In cart: ${countFormat.format(cartQuantity)} units` : '';
+}
+
+function addButtonLabel(canBuy, soldOut) {
+  if (soldOut) {
+    return 'Sold out';
+  }
+  return canBuy ? 'Add to cart' : 'Live ended';
+}
+
+function renderMedia(product, soldOut) {
+  const imageUrl = safeUrl(product.image_url);
+  return el(
+    'div',
+    { class: 'card__media' },
+    imageUrl
+      ? el('img', { src: imageUrl, alt: '', loading: 'lazy', decoding: 'async' })
+      : el('div', { class: 'card__placeholder', 'aria-hidden': 'true' }, product.sku),
+    soldOut ? el('span', { class: 'badge badge--sold-out' }, 'Sold out') : null,
+  );
+}
+
+function renderPriceTable(product, money) {
+  return el(
+    'table',
+    { class: 'tiers' },
+    el('caption', { class: 'visually-hidden' }, `Volume prices of ${product.name}`),
+    el(
+      'tbody',
+      {},
+      priceRows(product).map((row) =>
+        el(
+          'tr',
+          { dataset: { min: row.min_quantity } },
+          el('th', { scope: 'row' }, `from ${countFormat.format(row.min_quantity)} units`),
+          el('td', {}, money(row.price_cents)),
+        ),
+      ),
+    ),
+  );
+}
+
+function activeTierMinimum(product, quantity) {
+  let active = minValidQuantity(product);
+  for (const row of priceRows(product)) {
+    if (row.min_quantity <= quantity) {
+      active = row.min_quantity;
+    }
+  }
+  return active;
+}
+
+function orderRules(product) {
+  const parts = [`Min. ${countFormat.format(minValidQuantity(product))} units`];
+  if ((product.step || 1) > 1) {
+    parts.push(`packs of ${countFormat.format(product.step)}`);
+  }
+  if (product.max_quantity !== null && product.max_quantity !== undefined) {
+    parts.push(`max. ${countFormat.format(product.max_quantity)}`);
+  }
+  return parts.join(' · ');
+}
+
+function stockText(product, belowMinimum) {
+  if (product.stock === 0) {
+    return 'Sold out';
+  }
+  if (product.stock === null || product.stock === undefined) {
+    return '';
+  }
+  const left = `${countFormat.format(product.stock)} in stock`;
+  return belowMinimum ? `${left}, fewer than the minimum order` : left;
+}
