@@ -1,0 +1,254 @@
+"""Manager login, token refresh, and the routes that run a live and its catalog."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+
+from handlers.auth import JWT_ALGORITHM, JWT_AUDIENCE
+from tests.factories import MANAGER_PASSWORD, create_live, create_product, login_manager
+
+PRODUCTS = "/api/v1/manager/lives/summer-24/products"
+
+
+@pytest.mark.gen_test
+async def test_login_returns_tokens(api, database_url, settings):
+    tokens = await login_manager(api, database_url)
+
+    assert tokens["expires_in"] == 8 * 3600
+    claims = jwt.decode(
+        tokens["access_token"],
+        settings.jwt_secret,
+        algorithms=[JWT_ALGORITHM],
+        audience=JWT_AUDIENCE,
+    )
+    assert claims["role"] == "admin"
+    assert claims["exp"] - claims["iat"] == 8 * 3600
+    assert len(tokens["refresh_token"]) >= 40
+
+
+@pytest.mark.gen_test
+async def test_login_wrong_password_is_401(api, database_url):
+    await login_manager(api, database_url)
+
+    wrong = await api.post(
+        "/api/v1/manager/login", {"username": "host1", "password": "wrong password"}
+    )
+    unknown = await api.post(
+        "/api/v1/manager/login", {"username": "nobody", "password": MANAGER_PASSWORD}
+    )
+
+    assert wrong.status == 401
+    assert unknown.status == 401
+    assert wrong.json == unknown.json
+
+
+@pytest.mark.gen_test
+async def test_refresh_rotates_and_detects_reuse(api, database_url):
+    tokens = await login_manager(api, database_url)
+    first = tokens["refresh_token"]
+
+    rotated = await api.post("/api/v1/manager/refresh", {"refresh_token": first})
+    assert rotated.status == 200
+    second = rotated.json["refresh_token"]
+    assert second != first
+    assert rotated.json["access_token"]
+
+    reused = await api.post("/api/v1/manager/refresh", {"refresh_token": first})
+    assert reused.status == 401
+    assert reused.error["code"] == "invalid_refresh_token"
+
+    # Reuse of the spent token revoked its successor too.
+    successor = await api.post("/api/v1/manager/refresh", {"refresh_token": second})
+    assert successor.status == 401
+
+
+@pytest.mark.gen_test
+async def test_manager_routes_need_bearer(api, database_url, settings):
+    await login_manager(api, database_url)
+    await create_live(api)
+    good = api.access_token
+    expired = jwt.encode(
+        {"sub": "1", "role": "admin", "aud": JWT_AUDIENCE, "exp": int(time.time()) - 5},
+        settings.jwt_secret,
+        algorithm=JWT_ALGORITHM,
+    )
+    forged = jwt.encode(
+        {
+            "sub": "1",
+            "role": "admin",
+            "aud": JWT_AUDIENCE,
+            "exp": int(time.time()) + 60,
+        },
+        "another-secret-" + "y" * 32,
+        algorithm=JWT_ALGORITHM,
+    )
+    routes = [
+        ("POST", "/api/v1/manager/lives", {"slug": "x", "title": "x"}),
+        ("GET", "/api/v1/manager/lives/summer-24", None),
+        ("PATCH", "/api/v1/manager/lives/summer-24", {"title": "x"}),
+        ("POST", PRODUCTS, {"sku": "x", "name": "x", "price_cents": 1}),
+        ("PATCH", f"{PRODUCTS}/1", {"name": "x"}),
+        ("DELETE", f"{PRODUCTS}/1", None),
+    ]
+
+    for token, code in [
+        (None, "unauthorized"),
+        (expired, "token_expired"),
+        (forged, "unauthorized"),
+    ]:
+        api.access_token = token
+        for method, path, body in routes:
+            response = await api.request(method, path, body)
+            assert response.status == 401, (token, method, path, response)
+            assert response.error["code"] == code
+    api.access_token = good
+
+
+@pytest.mark.gen_test
+async def test_live_status_transitions(api, database_url):
+    await login_manager(api, database_url)
+    await create_live(api)
+
+    to_live = await api.patch("/api/v1/manager/lives/summer-24", {"status": "live"})
+    back = await api.patch("/api/v1/manager/lives/summer-24", {"status": "scheduled"})
+    to_ended = await api.patch("/api/v1/manager/lives/summer-24", {"status": "ended"})
+    reopen = await api.patch("/api/v1/manager/lives/summer-24", {"status": "live"})
+    bogus = await api.patch("/api/v1/manager/lives/summer-24", {"status": "paused"})
+
+    assert to_live.status == 200
+    assert to_live.json["status"] == "live"
+    assert back.status == 409
+    assert back.error["code"] == "invalid_transition"
+    assert to_ended.status == 200
+    assert reopen.status == 409
+    assert bogus.status == 400
+    assert bogus.error["field"] == "status"
+
+
+@pytest.mark.gen_test
+async def test_pinned_products_are_checked(api, database_url):
+    await login_manager(api, database_url)
+    await create_live(api)
+    ids = [(await create_product(api, sku=f"P-{index}"))["id"] for index in range(4)]
+    hidden = await create_product(api, sku="HID", visible=False)
+
+    ok = await api.patch(
+        "/api/v1/manager/lives/summer-24", {"pinned_product_ids": ids[:3]}
+    )
+    too_many = await api.patch(
+        "/api/v1/manager/lives/summer-24", {"pinned_product_ids": ids}
+    )
+    with_hidden = await api.patch(
+        "/api/v1/manager/lives/summer-24", {"pinned_product_ids": [hidden["id"]]}
+    )
+
+    assert ok.status == 200
+    assert ok.json["pinned_product_ids"] == ids[:3]
+    assert too_many.status == 400
+    assert with_hidden.status == 400
+    assert with_hidden.error["field"] == "pinned_product_ids[0]"
+
+    await api.delete(f"{PRODUCTS}/{ids[0]}")
+    live = await api.get("/api/v1/lives/summer-24")
+    assert live.json["live"]["pinned_product_ids"] == ids[1:3]
+
+
+@pytest.mark.gen_test
+async def test_live_fields_are_validated(api, database_url):
+    await login_manager(api, database_url)
+
+    bad_slug = await api.post(
+        "/api/v1/manager/lives", {"slug": "Bad Slug", "title": "x"}
+    )
+    bad_url = await api.post(
+        "/api/v1/manager/lives",
+        {"slug": "ok", "title": "x", "video_url": "javascript:1"},
+    )
+    bad_currency = await api.post(
+        "/api/v1/manager/lives", {"slug": "ok", "title": "x", "currency": "R$"}
+    )
+    await create_live(api, slug="taken")
+    duplicate = await api.post("/api/v1/manager/lives", {"slug": "taken", "title": "x"})
+
+    assert bad_slug.status == 400
+    assert bad_slug.error["field"] == "slug"
+    assert bad_url.error["field"] == "video_url"
+    assert bad_currency.error["field"] == "currency"
+    assert duplicate.status == 409
+    assert duplicate.error["code"] == "duplicate_slug"
+
+
+@pytest.mark.gen_test
+async def test_product_fields_are_validated(api, database_url):
+    await login_manager(api, database_url)
+    await create_live(api)
+    base = {"sku": "S-1", "name": "Shirt", "price_cents": 1000}
+
+    cases = [
+        ({**base, "price_cents": 10.5}, "price_cents"),
+        ({**base, "price_cents": -1}, "price_cents"),
+        ({**base, "stock": -3}, "stock"),
+        ({**base, "step": 0}, "step"),
+        ({**base, "min_quantity": 12, "max_quantity": 6}, "max_quantity"),
+        (
+            {**base, "tiers": [{"min_quantity": 1, "price_cents": 900}]},
+            "tiers[0].min_quantity",
+        ),
+        ({**base, "tiers": [{"min_quantity": 10}]}, "tiers[0]"),
+        ({**base, "tiers": "cheap"}, "tiers"),
+        ({**base, "visible": "yes"}, "visible"),
+        ({"name": "No SKU", "price_cents": 1}, "sku"),
+        ({**base, "colour": "red"}, "colour"),
+    ]
+    for body, field in cases:
+        response = await api.post(PRODUCTS, body)
+        assert response.status == 400, (body, response)
+        assert response.error["field"] == field, (body, response)
+
+    await create_product(api, sku="S-1")
+    duplicate = await api.post(PRODUCTS, base)
+    assert duplicate.status == 409
+    assert duplicate.error["code"] == "duplicate_sku"
+
+
+@pytest.mark.gen_test
+async def test_product_patch_and_delete(api, database_url):
+    await login_manager(api, database_url)
+    await create_live(api)
+    product = await create_product(api, sku="S-1", stock=10)
+
+    patched = await api.patch(
+        f"{PRODUCTS}/{product['id']}", {"stock": 25, "position": 7}
+    )
+    missing = await api.patch(f"{PRODUCTS}/999999", {"stock": 1})
+    deleted = await api.delete(f"{PRODUCTS}/{product['id']}")
+    deleted_again = await api.delete(f"{PRODUCTS}/{product['id']}")
+
+    assert patched.status == 200
+    assert patched.json["stock"] == 25
+    assert patched.json["position"] == 7
+    assert missing.status == 404
+    assert deleted.status == 204
+    assert deleted_again.status == 404
+    live = await api.get("/api/v1/lives/summer-24")
+    assert live.json["products"] == []
+
+
+@pytest.mark.gen_test
+async def test_hidden_products_not_public(api, database_url):
+    await login_manager(api, database_url)
+    await create_live(api)
+    await create_product(api, sku="VIS")
+    await create_product(api, sku="HID", visible=False)
+
+    public = await api.get("/api/v1/lives/summer-24")
+    manager_view = await api.get("/api/v1/manager/lives/summer-24")
+
+    assert [product["sku"] for product in public.json["products"]] == ["VIS"]
+    assert [product["sku"] for product in manager_view.json["products"]] == [
+        "VIS",
+        "HID",
+    ]

@@ -1,0 +1,268 @@
+"""The live topic over /ws: events after every change, recovery by offset."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+import pytest
+import redis.asyncio as aioredis
+import tornado.websocket
+
+from tests.conftest import REDIS_URL
+from tests.factories import (
+    checkout,
+    create_live,
+    create_product,
+    login_manager,
+    open_cart,
+    set_line,
+)
+
+PRODUCTS = "/api/v1/manager/lives/summer-24/products"
+
+
+class Socket:
+    def __init__(self, connection: tornado.websocket.WebSocketClientConnection):
+        self.connection = connection
+
+    @classmethod
+    async def open(cls, base_url: str) -> Socket:
+        url = base_url.replace("http://", "ws://") + "/ws"
+        return cls(await tornado.websocket.websocket_connect(url))
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self.connection.write_message(orjson.dumps(message).decode())
+
+    async def receive(self, wait: float = 3.0) -> dict[str, Any]:
+        raw = await asyncio.wait_for(self.connection.read_message(), wait)
+        assert raw is not None, "socket closed"
+        message: dict[str, Any] = orjson.loads(raw)
+        return message
+
+    async def receive_none(self, wait: float = 0.3) -> None:
+        try:
+            message = await asyncio.wait_for(self.connection.read_message(), wait)
+        except TimeoutError:
+            return
+        raise AssertionError(f"unexpected message {message!r}")
+
+    async def subscribe(self, topic: str, **position: Any) -> dict[str, Any]:
+        await self.send({"op": "subscribe", "topic": topic, **position})
+        return await self.receive()
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+async def _live(api, database_url) -> dict[str, Any]:
+    await login_manager(api, database_url)
+    await create_live(api)
+    return await create_product(api, sku="TSH-1", stock=100)
+
+
+@pytest.mark.gen_test
+async def test_subscribe_gets_current_position(api, database_url, base_url):
+    await _live(api, database_url)
+    state = (await api.get("/api/v1/lives/summer-24")).json
+    socket = await Socket.open(base_url)
+
+    reply = await socket.subscribe("live:summer-24")
+
+    assert reply["op"] == "subscribed"
+    assert reply["topic"] == "live:summer-24"
+    assert reply["epoch"] == state["topic"]["epoch"]
+    assert reply["offset"] == state["topic"]["offset"]
+    socket.close()
+
+
+@pytest.mark.gen_test
+async def test_manager_changes_reach_socket(api, database_url, base_url):
+    product = await _live(api, database_url)
+    socket = await Socket.open(base_url)
+    subscribed = await socket.subscribe("live:summer-24")
+
+    await api.patch(f"{PRODUCTS}/{product['id']}", {"stock": 42})
+    await api.patch(f"{PRODUCTS}/{product['id']}", {"price_cents": 1990})
+    created = await create_product(api, sku="NEW-1")
+    await api.patch(f"{PRODUCTS}/{created['id']}", {"visible": False})
+    await api.patch(
+        "/api/v1/manager/lives/summer-24", {"title": "Now live", "status": "live"}
+    )
+    await api.delete(f"{PRODUCTS}/{product['id']}")
+
+    events = [await socket.receive() for _ in range(6)]
+    types = [event["type"] for event in events]
+    assert types == [
+        "stock.changed",
+        "product.updated",
+        "product.created",
+        "product.removed",
+        "live.updated",
+        "product.removed",
+    ]
+    offsets = [event["offset"] for event in events]
+    assert offsets == list(range(subscribed["offset"] + 1, subscribed["offset"] + 7))
+    assert events[0]["data"] == {"product_id": product["id"], "stock": 42}
+    assert events[1]["data"]["price_cents"] == 1990
+    assert events[2]["data"]["sku"] == "NEW-1"
+    assert events[3]["data"] == {"id": created["id"]}
+    assert events[4]["data"]["title"] == "Now live"
+    assert all(event["topic"] == "live:summer-24" for event in events)
+    await socket.receive_none()
+    socket.close()
+
+
+@pytest.mark.gen_test
+async def test_hidden_product_edit_not_broadcast(api, database_url, base_url):
+    await _live(api, database_url)
+    hidden = await create_product(api, sku="HID", visible=False)
+    socket = await Socket.open(base_url)
+    await socket.subscribe("live:summer-24")
+
+    await api.patch(f"{PRODUCTS}/{hidden['id']}", {"price_cents": 1})
+
+    await socket.receive_none()
+    socket.close()
+
+
+@pytest.mark.gen_test
+async def test_checkout_broadcasts_stock(api, database_url, base_url):
+    product = await _live(api, database_url)
+    socket = await Socket.open(base_url)
+    await socket.subscribe("live:summer-24")
+    cart_id, headers = await open_cart(api)
+    await set_line(api, cart_id, headers, product["id"], 7)
+
+    response = await checkout(api, cart_id, headers)
+    event = await socket.receive()
+
+    assert response.status == 201
+    assert event["type"] == "stock.changed"
+    assert event["data"] == {"product_id": product["id"], "stock": 93}
+    socket.close()
+
+
+@pytest.mark.gen_test
+async def test_resubscribe_recovers_missed_events(api, database_url, base_url):
+    product = await _live(api, database_url)
+    socket = await Socket.open(base_url)
+    subscribed = await socket.subscribe("live:summer-24")
+    socket.close()
+
+    for stock in range(20):
+        await api.patch(f"{PRODUCTS}/{product['id']}", {"stock": stock})
+
+    again = await Socket.open(base_url)
+    reply = await again.subscribe(
+        "live:summer-24", epoch=subscribed["epoch"], offset=subscribed["offset"]
+    )
+    missed = [await again.receive() for _ in range(20)]
+
+    assert reply["op"] == "subscribed"
+    assert [event["data"]["stock"] for event in missed] == list(range(20))
+    assert [event["offset"] for event in missed] == list(
+        range(subscribed["offset"] + 1, subscribed["offset"] + 21)
+    )
+    await again.receive_none()
+
+    await api.patch(f"{PRODUCTS}/{product['id']}", {"stock": 77})
+    live_event = await again.receive()
+    assert live_event["offset"] == subscribed["offset"] + 21
+    assert live_event["data"]["stock"] == 77
+    again.close()
+
+
+@pytest.mark.gen_test
+async def test_unknown_epoch_gets_reset(api, database_url, base_url):
+    await _live(api, database_url)
+    socket = await Socket.open(base_url)
+
+    reply = await socket.subscribe("live:summer-24", epoch="stale", offset=3)
+
+    assert reply["op"] == "reset"
+    assert reply["topic"] == "live:summer-24"
+    assert reply["epoch"] != "stale"
+    socket.close()
+
+
+@pytest.mark.gen_test
+async def test_trimmed_history_gets_reset(api, database_url, base_url, ctx):
+    product = await _live(api, database_url)
+    socket = await Socket.open(base_url)
+    subscribed = await socket.subscribe("live:summer-24")
+    socket.close()
+    for stock in range(5):
+        await api.patch(f"{PRODUCTS}/{product['id']}", {"stock": stock})
+
+    client = aioredis.from_url(REDIS_URL)
+    await client.xtrim(
+        "vitrine:topic:live:summer-24:history", maxlen=2, approximate=False
+    )
+    await client.aclose()
+    again = await Socket.open(base_url)
+    reply = await again.subscribe(
+        "live:summer-24", epoch=subscribed["epoch"], offset=subscribed["offset"]
+    )
+
+    assert reply["op"] == "reset"
+    assert reply["offset"] == subscribed["offset"] + 5
+    again.close()
+
+
+@pytest.mark.gen_test
+async def test_flushed_redis_gets_reset(api, database_url, base_url):
+    await _live(api, database_url)
+    socket = await Socket.open(base_url)
+    subscribed = await socket.subscribe("live:summer-24")
+    socket.close()
+
+    client = aioredis.from_url(REDIS_URL)
+    await client.flushdb()
+    await client.aclose()
+    again = await Socket.open(base_url)
+    reply = await again.subscribe(
+        "live:summer-24", epoch=subscribed["epoch"], offset=subscribed["offset"]
+    )
+
+    assert reply["op"] == "reset"
+    assert reply["epoch"] != subscribed["epoch"]
+    again.close()
+
+
+@pytest.mark.gen_test
+async def test_bad_messages_get_errors(api, database_url, base_url):
+    await _live(api, database_url)
+    socket = await Socket.open(base_url)
+
+    await socket.connection.write_message("not json")
+    not_json = await socket.receive()
+    bad_topic = await socket.subscribe("nope")
+    await socket.send({"op": "dance", "topic": "live:summer-24"})
+    bad_op = await socket.receive()
+    private = await socket.subscribe("order:ABC")
+    half_position = await socket.subscribe("live:other", offset=3)
+
+    assert not_json["code"] == "invalid_json"
+    assert bad_topic["code"] == "invalid_topic"
+    assert bad_op["code"] == "invalid_op"
+    assert private["code"] == "forbidden"
+    assert half_position["code"] == "invalid_position"
+    socket.close()
+
+
+@pytest.mark.gen_test
+async def test_one_frame_per_event_per_socket(api, database_url, base_url):
+    product = await _live(api, database_url)
+    sockets = [await Socket.open(base_url) for _ in range(5)]
+    for socket in sockets:
+        await socket.subscribe("live:summer-24")
+
+    await api.patch(f"{PRODUCTS}/{product['id']}", {"stock": 5})
+
+    for socket in sockets:
+        event = await socket.receive()
+        assert event["data"]["stock"] == 5
+        await socket.receive_none(0.1)
+        socket.close()

@@ -1,0 +1,95 @@
+"""Pure rules: pricing, CNPJ check digits, settings, log redaction."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from handlers.validation import is_valid_cnpj, normalize_tax_id
+from server.logs import JsonFormatter, redact
+from server.settings import Settings, SettingsError
+from store.errors import InvalidInput
+from store.pricing import normalize_tiers, unit_price_cents
+
+TIERS = [
+    {"min_quantity": 12, "price_cents": 900},
+    {"min_quantity": 48, "price_cents": 800},
+]
+
+
+@pytest.mark.parametrize(
+    ("quantity", "expected"),
+    [(1, 1000), (11, 1000), (12, 900), (47, 900), (48, 800), (10_000, 800)],
+)
+def test_unit_price_by_tier(quantity, expected):
+    assert unit_price_cents(1000, TIERS, quantity) == expected
+
+
+def test_tiers_rejects_duplicates():
+    with pytest.raises(InvalidInput) as raised:
+        normalize_tiers([{"min_quantity": 5, "price_cents": 1}] * 2)
+    assert raised.value.field == "tiers"
+
+
+@pytest.mark.parametrize(
+    "cnpj",
+    ["11222333000181", "11444777000161", "12ABC34501DE35", "00623904000173"],
+)
+def test_valid_cnpj(cnpj):
+    assert is_valid_cnpj(cnpj)
+
+
+@pytest.mark.parametrize(
+    "cnpj",
+    ["11222333000180", "11111111111111", "12ABC34501DE36", "1122233300018A", "abc"],
+)
+def test_invalid_cnpj(cnpj):
+    assert not is_valid_cnpj(cnpj)
+
+
+def test_tax_id_accepts_foreign_ids():
+    assert normalize_tax_id("DE 123456789") == "DE123456789"
+
+
+def test_settings_from_env():
+    settings = Settings.from_env(
+        {
+            "VITRINE_PORT": "9000",
+            "VITRINE_ENV": "development",
+            "VITRINE_WS_PING_INTERVAL": "30",
+        }
+    )
+    assert settings.port == 9000
+    assert settings.ws_ping_interval == 30.0
+
+
+def test_settings_name_bad_variable():
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({"VITRINE_PORT": "eighty"})
+    assert "VITRINE_PORT" in str(raised.value)
+
+
+def test_production_needs_jwt_secret():
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({"VITRINE_ENV": "production"})
+    assert "VITRINE_JWT_SECRET" in str(raised.value)
+
+
+def test_redact_hides_token_query():
+    uri = "/api/v1/orders/K7QX?token=secret-value&x=1"
+    assert redact(uri) == "/api/v1/orders/K7QX?token=[redacted]&x=1"
+    assert "secret" not in redact("/x?a=1&TOKEN=secret")
+
+
+def test_json_log_line_has_request_fields():
+    record = logging.LogRecord(
+        "vitrine.access", logging.INFO, "", 0, "GET /x 200", (), None
+    )
+    record.request = {"method": "GET", "status": 200, "ms": 1.5, "request_id": "abc"}
+
+    line = JsonFormatter().format(record)
+
+    assert '"method":"GET"' in line
+    assert '"status":200' in line
+    assert '"request_id":"abc"' in line
