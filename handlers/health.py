@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
 from handlers.base import OUTAGE_ERRORS, ApiHandler
 
@@ -13,10 +14,10 @@ PROBE_TIMEOUT = 2.0
 
 
 class HealthHandler(ApiHandler):
-    """Answers while the process runs its event loop."""
+    """Answers while the process runs its event loop, with its process id."""
 
     def get(self) -> None:
-        self.write_json({"status": "ok"})
+        self.write_json({"status": "ok", "pid": os.getpid()})
 
 
 class ReadyHandler(ApiHandler):
