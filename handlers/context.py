@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 
 from realtime.broker import Broker
+from realtime.limits import AddressLimiter
 from server.settings import Settings
 
 
@@ -20,6 +23,10 @@ class AppContext:
     draining: bool = False
     # Requests being served, so shutdown can wait for them.
     requests_in_flight: int = 0
-    sockets: set[object] = field(default_factory=set)
+    sockets: set[Any] = field(default_factory=set)
     # Set when the last request in flight finishes while draining.
     idle: asyncio.Event = field(default_factory=asyncio.Event)
+    # Socket events worth watching: opened, closed_slow, ping_timeouts, rejected_cap,
+    # rejected_rate, closed_flooding.
+    counters: Counter[str] = field(default_factory=Counter)
+    connect_limiter: AddressLimiter | None = None

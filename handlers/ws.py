@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import enum
 import logging
+import random
 from typing import Any
 
 import orjson
+import tornado.web
 import tornado.websocket
+from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream, StreamBufferFullError, StreamClosedError
 
 from handlers.base import OUTAGE_ERRORS
 from handlers.context import AppContext
-from realtime.frames import encode, text_frame
+from realtime.frames import encode, ping_frame, text_frame
+from realtime.limits import TokenBucket
 from realtime.topics import TOPIC_PATTERN, Position
 
 log = logging.getLogger(__name__)
@@ -20,6 +24,8 @@ log = logging.getLogger(__name__)
 MAX_TOPICS_PER_SOCKET = 128
 # A socket whose unsent data passes this is too slow to keep up and is closed.
 MAX_OUTGOING_BUFFER = 1024 * 1024
+
+PING_FRAME = ping_frame()
 
 
 class CloseCode(enum.IntEnum):
@@ -30,10 +36,29 @@ class CloseCode(enum.IntEnum):
 
 
 class SocketHandler(tornado.websocket.WebSocketHandler):
+    ctx: AppContext
+    ping_sent_at: float
+    pong_received_at: float
+
     def initialize(self, ctx: AppContext) -> None:
         self.ctx = ctx
         self.topics: set[str] = set()
         self._stream: IOStream | None = None
+        self.ping_sent_at = 0.0
+        self.pong_received_at = 0.0
+
+    def prepare(self) -> None:
+        limiter = self.ctx.connect_limiter
+        if limiter is None:
+            return
+        address = self.request.remote_ip or "unknown"
+        allowed, wait = limiter.allow(address)
+        if not allowed:
+            self.ctx.counters["rejected_rate"] += 1
+            self.set_header("Retry-After", str(max(1, round(wait))))
+            raise tornado.web.HTTPError(
+                429, "too many new sockets from %s", address, reason="Too Many Requests"
+            )
 
     def check_origin(self, origin: str) -> bool:
         # The socket carries only public topics or topics opened by a secret token
@@ -41,16 +66,30 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
         return True
 
     def open(self, *args: str, **kwargs: str) -> None:
+        settings = self.ctx.settings
         if self.ctx.draining:
-            self.close(CloseCode.TRY_AGAIN_LATER, "server restarting; reconnect")
+            self.close(CloseCode.SERVICE_RESTART, "server restarting; reconnect")
             return
+        if len(self.ctx.sockets) >= settings.max_sockets:
+            self.ctx.counters["rejected_cap"] += 1
+            self.close(CloseCode.TRY_AGAIN_LATER, "server full; try again later")
+            return
+
         assert self.ws_connection is not None
         self._stream = self.ws_connection.stream
         assert self._stream is not None
         self._stream.max_write_buffer_size = MAX_OUTGOING_BUFFER
+        self._messages = TokenBucket(
+            settings.ws_message_rate, settings.ws_message_burst
+        )
         self.ctx.sockets.add(self)
+        self.ctx.counters["opened"] += 1
 
     async def on_message(self, message: str | bytes) -> None:
+        if not self._messages.take():
+            self.ctx.counters["closed_flooding"] += 1
+            self.close(CloseCode.POLICY_VIOLATION, "too many messages; slow down")
+            return
         try:
             request = orjson.loads(message)
         except orjson.JSONDecodeError:
@@ -123,19 +162,62 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
             self.topics.discard(topic)
 
     def send_frame(self, frame: bytes) -> None:
-        """Queue a frame built once for every socket; close this one if it lags."""
+        """Send a frame built once for every socket; close this one if it lags.
+
+        While nothing is queued the frame goes straight to the socket, which skips
+        the IOStream's bookkeeping on the fan-out path; only what the kernel does not
+        take at once is queued on the stream.
+        """
         stream = self._stream
-        if stream is None or stream.closed():
+        if stream is None:
             return
+        if not stream._write_buffer and not stream.closed():
+            try:
+                sent = stream.socket.send(frame)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                # The read side notices the broken connection and closes it.
+                return
+            if sent == len(frame):
+                return
+            frame = frame[sent:]
         try:
             stream.write(frame)
         except StreamClosedError:
             return
         except StreamBufferFullError:
-            log.warning("closing a socket that is %d bytes behind", MAX_OUTGOING_BUFFER)
+            self.ctx.counters["closed_slow"] += 1
+            log.warning(
+                "closing a socket from %s that is %d bytes behind",
+                self.request.remote_ip,
+                MAX_OUTGOING_BUFFER,
+            )
             # Let the close frame past the cap: the client may still read it.
             stream.max_write_buffer_size = None
             self.close(CloseCode.TRY_AGAIN_LATER, "too slow to keep up")
+
+    def send_ping(self) -> None:
+        self.send_frame(PING_FRAME)
+
+    def on_pong(self, data: bytes) -> None:
+        self.pong_received_at = IOLoop.current().time()
+
+    def abort(self) -> None:
+        """Drop the connection without a close handshake: the peer is not answering."""
+        self.ctx.counters["ping_timeouts"] += 1
+        if self._stream is not None:
+            self._stream.close()
+
+    def advise_reconnect(self, window: float) -> None:
+        """Tell the client when to reconnect, then close with 1012.
+
+        Each socket gets its own random delay within ``window`` seconds, so the
+        clients of a restarting process come back spread out instead of at once.
+        """
+        delay_ms = int(random.uniform(0, window) * 1000)
+        self.send_frame(text_frame(encode({"op": "reconnect", "delay_ms": delay_ms})))
+        self.close(CloseCode.SERVICE_RESTART, "server restarting; reconnect")
 
     def topic_reset(self, topic: str, position: Position) -> None:
         self.topics.discard(topic)

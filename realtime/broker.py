@@ -12,8 +12,10 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from realtime.frames import encode, text_frame
 from realtime.hub import Hub
+from realtime.presence import Presence
 from realtime.relay import Relay
-from realtime.topics import Position, TopicLog
+from realtime.topics import HistoryLimits, Position, TopicLog
+from server.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -29,19 +31,45 @@ class Socket(Protocol):
 
 
 class Broker:
-    def __init__(
-        self, client: redis.Redis, history_size: int, history_ttl: int
-    ) -> None:
+    def __init__(self, client: redis.Redis, settings: Settings) -> None:
         self.client = client
         self.hub = Hub()
-        self.topic_log = TopicLog(client, history_size, history_ttl)
+        limits = HistoryLimits(
+            live_size=settings.history_live_size,
+            live_ttl=settings.history_live_ttl,
+            private_size=settings.history_private_size,
+            private_ttl=settings.history_private_ttl,
+        )
+        self.topic_log = TopicLog(client, limits)
         self.relay = Relay(client, self.topic_log, self.hub, self._reset_sockets)
+        self.presence = Presence(
+            client, self.topic_log, self._live_counts, settings.presence_interval
+        )
+        self._presence_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.relay.start()
+        if self.presence.interval > 0:
+            self._presence_task = asyncio.create_task(
+                self.presence.run(), name="presence"
+            )
 
     async def stop(self) -> None:
+        if self._presence_task is not None:
+            self._presence_task.cancel()
+            await asyncio.gather(self._presence_task, return_exceptions=True)
+            try:
+                await self.presence.withdraw()
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                log.warning("could not withdraw presence report: %s", exc)
         await self.relay.stop()
+
+    def _live_counts(self) -> dict[str, int]:
+        return {
+            topic: self.hub.subscriber_count(topic)
+            for topic in self.hub.topics()
+            if topic.startswith("live:")
+        }
 
     async def publish(self, topic: str, event_type: str, data: Any) -> Position | None:
         """Publish an event after its change was committed.

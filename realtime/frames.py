@@ -28,3 +28,8 @@ def text_frame(payload: bytes) -> bytes:
     else:
         header = struct.pack("!BBQ", _FIN_TEXT, 127, length)
     return header + payload
+
+
+def ping_frame() -> bytes:
+    """Build an empty ping frame; the client answers it with a pong."""
+    return bytes((0x89, 0))

@@ -52,6 +52,22 @@ return {epoch, offset}
 
 
 @dataclass(frozen=True)
+class HistoryLimits:
+    """How many events a topic's history keeps, and how long it outlives its last
+    event (seconds), for live topics and for the private ones."""
+
+    live_size: int
+    live_ttl: int
+    private_size: int
+    private_ttl: int
+
+    def for_topic(self, topic: str) -> tuple[int, int]:
+        if topic.startswith("live:"):
+            return self.live_size, self.live_ttl
+        return self.private_size, self.private_ttl
+
+
+@dataclass(frozen=True)
 class Position:
     epoch: str
     offset: int
@@ -89,15 +105,15 @@ def parse_message(raw: bytes) -> tuple[str, int, bytes]:
 class TopicLog:
     """Publishes events and reads positions and history of topics in Redis."""
 
-    def __init__(self, client: redis.Redis, history_size: int, history_ttl: int):
+    def __init__(self, client: redis.Redis, limits: HistoryLimits):
         self._client = client
-        self._history_size = history_size
-        self._history_ttl = history_ttl
+        self._limits = limits
         self._publish = client.register_script(_PUBLISH_SCRIPT)
         self._position = client.register_script(_POSITION_SCRIPT)
 
     async def publish(self, topic: str, event_type: str, data: Any) -> Position:
         """Append an event to the topic and publish it to every relay."""
+        size, ttl = self._limits.for_topic(topic)
         epoch, offset = await self._publish(
             keys=_keys(topic),
             args=[
@@ -105,8 +121,8 @@ class TopicLog:
                 orjson.dumps(topic),
                 orjson.dumps(event_type),
                 orjson.dumps(data),
-                self._history_size,
-                self._history_ttl,
+                size,
+                ttl,
                 channel(topic),
             ],
         )
@@ -114,7 +130,7 @@ class TopicLog:
 
     async def position(self, topic: str) -> Position:
         epoch, offset = await self._position(
-            keys=_keys(topic), args=[new_epoch(), self._history_ttl]
+            keys=_keys(topic), args=[new_epoch(), self._limits.for_topic(topic)[1]]
         )
         return Position(_text(epoch), int(offset))
 

@@ -68,8 +68,6 @@ def make_app(ctx: AppContext) -> tornado.web.Application:
         static_url_prefix="/static/",
         default_handler_class=NotFoundHandler,
         log_function=log_request,
-        websocket_ping_interval=ctx.settings.ws_ping_interval,
-        websocket_ping_timeout=ctx.settings.ws_ping_timeout,
         websocket_max_message_size=MAX_WS_MESSAGE,
         compress_response=False,
     )

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
+import resource
 import signal
 
 import asyncpg
@@ -13,13 +13,18 @@ import redis.asyncio as redis
 from tornado.httpserver import HTTPServer
 
 from handlers.context import AppContext
-from handlers.ws import CloseCode
 from realtime.broker import Broker
+from realtime.heartbeat import Heartbeat
+from realtime.limits import AddressLimiter
 from server.app import make_app
 from server.settings import Settings
 from store.pool import create_pool
 
 log = logging.getLogger(__name__)
+
+# File descriptors kept for PostgreSQL, Redis, HTTP requests and HAProxy checks when
+# sizing the socket cap from the open-file limit.
+RESERVED_FDS = 500
 
 
 async def _connect_pool(settings: Settings) -> asyncpg.Pool:
@@ -40,7 +45,7 @@ async def _start_broker(settings: Settings) -> Broker:
         settings.redis_url, socket_connect_timeout=2.0, health_check_interval=0
     )
     while True:
-        broker = Broker(client, settings.history_size, settings.history_ttl)
+        broker = Broker(client, settings)
         try:
             await broker.start()
             return broker
@@ -50,10 +55,40 @@ async def _start_broker(settings: Settings) -> Broker:
             delay = min(delay * 2, 10.0)
 
 
+def socket_cap(settings: Settings) -> int:
+    """Raise the open-file limit to its hard maximum and fit the socket cap under it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        soft = hard
+    cap = min(settings.max_sockets, max(soft - RESERVED_FDS, 1))
+    if cap < settings.max_sockets:
+        log.warning(
+            "socket cap lowered from %d to %d to stay under the open-file limit %d",
+            settings.max_sockets,
+            cap,
+            soft,
+        )
+    return cap
+
+
 async def serve(settings: Settings) -> None:
+    settings = settings.with_max_sockets(socket_cap(settings))
     pool = await _connect_pool(settings)
     broker = await _start_broker(settings)
-    ctx = AppContext(settings=settings, pool=pool, broker=broker)
+    ctx = AppContext(
+        settings=settings,
+        pool=pool,
+        broker=broker,
+        connect_limiter=AddressLimiter(
+            settings.ws_connect_rate, settings.ws_connect_burst
+        ),
+    )
+    heartbeat = Heartbeat(
+        ctx.sockets, settings.ws_ping_interval, settings.ws_ping_timeout
+    )
+    heartbeat_task = asyncio.create_task(heartbeat.run(), name="heartbeat")
+
     app = make_app(ctx)
     server = HTTPServer(
         app,
@@ -63,7 +98,7 @@ async def serve(settings: Settings) -> None:
         max_body_size=settings.max_body_bytes * 2,
         idle_connection_timeout=75,
     )
-    server.listen(settings.port, settings.host)
+    server.listen(settings.port, settings.host, backlog=4096)
 
     # Everything made so far lives as long as the process: move it out of the cyclic
     # garbage collector's reach so a collection does not walk it again and again.
@@ -74,36 +109,44 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    log.info("serving on %s:%d", settings.host, settings.port)
+    log.info(
+        "serving on %s:%d (at most %d sockets)",
+        settings.host,
+        settings.port,
+        settings.max_sockets,
+    )
 
     await stopping.wait()
+    heartbeat_task.cancel()
     await shutdown(ctx, server)
 
 
 async def shutdown(ctx: AppContext, server: HTTPServer) -> None:
-    """Leave the rotation, close sockets, finish requests in flight, then stop."""
+    """Leave the rotation, send sockets elsewhere, finish requests, then stop."""
     settings = ctx.settings
     log.info(
         "shutting down: %d sockets, %d requests in flight",
         len(ctx.sockets),
         ctx.requests_in_flight,
     )
+    # /readyz fails from now on and the listener closes, so HAProxy sends new
+    # connections to the other processes.
     ctx.draining = True
     server.stop()
 
     for socket in list(ctx.sockets):
-        socket.close(CloseCode.GOING_AWAY, "server shutting down")  # type: ignore[attr-defined]
+        socket.advise_reconnect(settings.reconnect_window)
 
     if ctx.requests_in_flight > 0:
         ctx.idle.clear()
-        with contextlib.suppress(TimeoutError):
+        try:
             await asyncio.wait_for(ctx.idle.wait(), settings.shutdown_timeout)
-    if ctx.requests_in_flight > 0:
-        log.error(
-            "%d requests still in flight after %.0fs; stopping anyway",
-            ctx.requests_in_flight,
-            settings.shutdown_timeout,
-        )
+        except TimeoutError:
+            log.error(
+                "%d requests still in flight after %.0fs; stopping anyway",
+                ctx.requests_in_flight,
+                settings.shutdown_timeout,
+            )
 
     await server.close_all_connections()
     await ctx.broker.stop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 
@@ -50,8 +50,20 @@ class Settings:
     retry_after_seconds: int = 5
     ws_ping_interval: float = 25.0
     ws_ping_timeout: float = 8.0
-    history_size: int = 1000
-    history_ttl: int = 24 * 3600
+    # History kept per topic for clients that reconnect: live topics are busy and
+    # public, the others (orders, chats, managers) are small and private.
+    history_live_size: int = 1000
+    history_live_ttl: int = 24 * 3600
+    history_private_size: int = 200
+    history_private_ttl: int = 6 * 3600
+    max_sockets: int = 18_000
+    ws_connect_rate: float = 20.0
+    ws_connect_burst: int = 60
+    ws_message_rate: float = 20.0
+    ws_message_burst: int = 60
+    reconnect_window: float = 10.0
+    # Seconds between viewer count reports; 0 turns presence off.
+    presence_interval: float = 1.0
     default_currency: str = "BRL"
 
     @property
@@ -80,6 +92,9 @@ class Settings:
         settings = cls(**values)
         settings.validate()
         return settings
+
+    def with_max_sockets(self, max_sockets: int) -> Settings:
+        return replace(self, max_sockets=max_sockets)
 
     def validate(self) -> None:
         """Raise SettingsError for values no process can run with."""

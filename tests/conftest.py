@@ -86,6 +86,9 @@ def settings(database_url: str) -> Settings:
         jwt_secret="test-secret-" + "x" * 32,
         db_pool_min=1,
         db_pool_max=20,
+        # Viewer counts would add events to every live topic; tests that need them
+        # turn them on.
+        presence_interval=0,
     )
 
 
@@ -123,11 +126,7 @@ def ctx(
 ) -> Iterator[AppContext]:
     async def start() -> AppContext:
         pool = await create_pool(settings)
-        broker = Broker(
-            aioredis.from_url(settings.redis_url),
-            settings.history_size,
-            settings.history_ttl,
-        )
+        broker = Broker(aioredis.from_url(settings.redis_url), settings)
         await broker.start()
         return AppContext(settings=settings, pool=pool, broker=broker)
 
