@@ -236,11 +236,12 @@ export class RealtimeClient extends EventTarget {
   }
 
   /**
-   * Handles `{"op": "reconnect", "delay_ms": N}`, sent before a server restart: waits a
-   * random delay in [0, N] so that clients spread out, then replaces the socket.
+   * Handles `{"op": "reconnect", "delay_ms": N}`, sent before a server restart: waits
+   * N milliseconds, which the server picked at random for this socket so that the
+   * clients of a restarting process come back spread out, then replaces the socket.
    */
   _scheduleAdvisedReconnect(delayMs) {
-    const maxDelay = Math.max(0, Number(delayMs) || 0);
+    const delay = Math.max(0, Number(delayMs) || 0);
     clearTimeout(this._reconnectTimer);
     this._reconnectTimer = setTimeout(() => {
       const socket = this._socket;
@@ -249,7 +250,7 @@ export class RealtimeClient extends EventTarget {
       socket?.close(1000, 'reconnect advised by server');
       this._setStatus('reconnecting');
       this._connect();
-    }, this._random() * maxDelay);
+    }, delay);
   }
 
   _reconnectNowIfWaiting() {

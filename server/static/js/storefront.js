@@ -215,9 +215,18 @@ function handleEvent(message) {
       renderLive();
       renderProducts();
       break;
+    case 'viewers.changed':
+      renderViewers(data.viewers);
+      break;
     default:
       console.info('storefront: ignored event type', type);
   }
+}
+
+function renderViewers(count) {
+  const element = document.getElementById('live-viewers');
+  element.textContent = `${count.toLocaleString()} watching`;
+  element.hidden = count <= 0;
 }
 
 /** Refetches the live after a `reset` and subscribes again from the fetched state. */
