@@ -46,6 +46,7 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
         self._stream: IOStream | None = None
         self.ping_sent_at = 0.0
         self.pong_received_at = 0.0
+        self._retry_after = 1
 
     def prepare(self) -> None:
         limiter = self.ctx.connect_limiter
@@ -55,10 +56,27 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
         allowed, wait = limiter.allow(address)
         if not allowed:
             self.ctx.counters["rejected_rate"] += 1
-            self.set_header("Retry-After", str(max(1, round(wait))))
+            self._retry_after = max(1, round(wait))
             raise tornado.web.HTTPError(
                 429, "too many new sockets from %s", address, reason="Too Many Requests"
             )
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        # send_error clears headers set before the error, so Retry-After goes here.
+        if status_code == 429:
+            self.set_header("Retry-After", str(self._retry_after))
+        self.set_header("Content-Type", "application/json")
+        self.finish(
+            orjson.dumps(
+                {
+                    "error": {
+                        "code": "too_many_requests" if status_code == 429 else "error",
+                        "message": self._reason,
+                        "field": None,
+                    }
+                }
+            )
+        )
 
     def check_origin(self, origin: str) -> bool:
         # The socket carries only public topics or topics opened by a secret token
@@ -86,9 +104,13 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
         self.ctx.counters["opened"] += 1
 
     async def on_message(self, message: str | bytes) -> None:
+        if self._stream is None:
+            # Closed already; Tornado still hands over messages it had read.
+            return
         if not self._messages.take():
             self.ctx.counters["closed_flooding"] += 1
             self.close(CloseCode.POLICY_VIOLATION, "too many messages; slow down")
+            self._stream = None
             return
         try:
             request = orjson.loads(message)

@@ -46,20 +46,21 @@ class Heartbeat:
             await asyncio.sleep(TICK)
 
     def tick(self, now: float) -> None:
-        """Ping the next slice of sockets and abort those whose pong is late."""
+        """Abort the sockets whose pong is late, then ping the next slice."""
+        # Checked before pinging, so a socket due for its next ping is judged on the
+        # previous one first.
+        while self._waiting and self._waiting[0][0] + self._timeout <= now:
+            sent_at, sockets = self._waiting.popleft()
+            for socket in sockets:
+                if socket.ping_sent_at == sent_at and socket.pong_received_at < sent_at:
+                    socket.abort()
+
         batch = self._next_batch()
         for socket in batch:
             socket.ping_sent_at = now
             socket.send_ping()
         if batch:
             self._waiting.append((now, batch))
-
-        while self._waiting and self._waiting[0][0] + self._timeout <= now:
-            sent_at, sockets = self._waiting.popleft()
-            for socket in sockets:
-                # A socket pinged again since, or answered, is not late.
-                if socket.ping_sent_at == sent_at and socket.pong_received_at < sent_at:
-                    socket.abort()
 
     def _next_batch(self) -> list[Pingable]:
         if self._cursor >= len(self._round):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -24,6 +25,8 @@ import tornado.web
 
 from handlers.context import AppContext
 from realtime.broker import Broker
+from realtime.heartbeat import Heartbeat
+from realtime.limits import AddressLimiter
 from server.app import make_app
 from server.settings import Settings
 from store.migrate import migrate
@@ -79,8 +82,14 @@ def database_url() -> str:
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
-    return Settings(
+def settings_overrides() -> dict[str, Any]:
+    """Settings a test module changes; override this fixture in the module."""
+    return {}
+
+
+@pytest.fixture
+def settings(database_url: str, settings_overrides: dict[str, Any]) -> Settings:
+    base = Settings(
         database_url=database_url,
         redis_url=REDIS_URL,
         jwt_secret="test-secret-" + "x" * 32,
@@ -89,7 +98,11 @@ def settings(database_url: str) -> Settings:
         # Viewer counts would add events to every live topic; tests that need them
         # turn them on.
         presence_interval=0,
+        # Test clients all connect from 127.0.0.1.
+        ws_connect_rate=1000,
+        ws_connect_burst=1000,
     )
+    return replace(base, **settings_overrides)
 
 
 @pytest.fixture
@@ -128,12 +141,24 @@ def ctx(
         pool = await create_pool(settings)
         broker = Broker(aioredis.from_url(settings.redis_url), settings)
         await broker.start()
-        return AppContext(settings=settings, pool=pool, broker=broker)
+        return AppContext(
+            settings=settings,
+            pool=pool,
+            broker=broker,
+            connect_limiter=AddressLimiter(
+                settings.ws_connect_rate, settings.ws_connect_burst
+            ),
+        )
 
     context: AppContext = io_loop.run_sync(start)
+    heartbeat = Heartbeat(
+        context.sockets, settings.ws_ping_interval, settings.ws_ping_timeout
+    )
+    heartbeat_task = io_loop.asyncio_loop.create_task(heartbeat.run())  # type: ignore[attr-defined]
     yield context
 
     async def stop() -> None:
+        heartbeat_task.cancel()
         await context.broker.stop()
         await context.broker.client.aclose()
         await context.pool.close()

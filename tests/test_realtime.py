@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-import orjson
 import pytest
 import redis.asyncio as aioredis
-import tornado.websocket
 
 from tests.conftest import REDIS_URL
 from tests.factories import (
@@ -19,41 +16,9 @@ from tests.factories import (
     open_cart,
     set_line,
 )
+from tests.wsclient import Socket
 
 PRODUCTS = "/api/v1/manager/lives/summer-24/products"
-
-
-class Socket:
-    def __init__(self, connection: tornado.websocket.WebSocketClientConnection):
-        self.connection = connection
-
-    @classmethod
-    async def open(cls, base_url: str) -> Socket:
-        url = base_url.replace("http://", "ws://") + "/ws"
-        return cls(await tornado.websocket.websocket_connect(url))
-
-    async def send(self, message: dict[str, Any]) -> None:
-        await self.connection.write_message(orjson.dumps(message).decode())
-
-    async def receive(self, wait: float = 3.0) -> dict[str, Any]:
-        raw = await asyncio.wait_for(self.connection.read_message(), wait)
-        assert raw is not None, "socket closed"
-        message: dict[str, Any] = orjson.loads(raw)
-        return message
-
-    async def receive_none(self, wait: float = 0.3) -> None:
-        try:
-            message = await asyncio.wait_for(self.connection.read_message(), wait)
-        except TimeoutError:
-            return
-        raise AssertionError(f"unexpected message {message!r}")
-
-    async def subscribe(self, topic: str, **position: Any) -> dict[str, Any]:
-        await self.send({"op": "subscribe", "topic": topic, **position})
-        return await self.receive()
-
-    def close(self) -> None:
-        self.connection.close()
 
 
 async def _live(api, database_url) -> dict[str, Any]:

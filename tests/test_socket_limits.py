@@ -1,0 +1,205 @@
+"""Limits that protect a process: sizes, rates, caps, liveness and slow readers."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from dataclasses import replace
+from typing import Any
+
+import orjson
+import pytest
+import tornado.httpclient
+
+from realtime.heartbeat import Heartbeat
+from realtime.limits import AddressLimiter
+from tests.wsclient import Socket, masked_text_frame, raw_socket
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    return {
+        "ws_ping_interval": 1.0,
+        "ws_ping_timeout": 0.5,
+        "ws_message_rate": 5.0,
+        "ws_message_burst": 10,
+        "max_sockets": 5,
+    }
+
+
+@pytest.mark.gen_test
+async def test_oversized_message_closes_1009(base_url, http_server, ctx):
+    socket_ = await Socket.open(base_url)
+
+    await socket_.connection.write_message("x" * (64 * 1024 + 1))
+
+    assert await socket_.wait_closed() == 1009
+
+
+@pytest.mark.gen_test
+async def test_message_flood_closes_1008(base_url, http_server, ctx):
+    socket_ = await Socket.open(base_url)
+
+    for index in range(30):
+        await socket_.send({"op": "unsubscribe", "topic": f"live:t{index}"})
+
+    assert await socket_.wait_closed() == 1008
+    assert ctx.counters["closed_flooding"] == 1
+
+
+@pytest.mark.gen_test
+async def test_topic_limit_per_socket(base_url, http_server, ctx):
+    ctx.settings = replace(ctx.settings, ws_message_rate=1000.0, ws_message_burst=1000)
+    socket_ = await Socket.open(base_url)
+
+    for index in range(128):
+        reply = await socket_.subscribe(f"live:topic-{index}")
+        assert reply["op"] == "subscribed", reply
+    over = await socket_.subscribe("live:one-too-many")
+
+    assert over["op"] == "error"
+    assert over["code"] == "too_many_topics"
+    socket_.close()
+
+
+@pytest.mark.gen_test
+async def test_socket_cap_closes_1013(base_url, http_server, ctx):
+    sockets = [await Socket.open(base_url) for _ in range(5)]
+
+    extra = await Socket.open(base_url)
+
+    assert await extra.wait_closed() == 1013
+    assert ctx.counters["rejected_cap"] == 1
+    for socket_ in sockets:
+        socket_.close()
+
+
+@pytest.mark.gen_test(timeout=15)
+async def test_silent_peer_is_dropped(http_port, http_server, ctx):
+    quiet = await raw_socket(http_port)
+    loop = asyncio.get_running_loop()
+
+    # The socket never answers pings: it is dropped after one interval and timeout.
+    received = b""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            chunk = await asyncio.wait_for(loop.sock_recv(quiet, 4096), 0.5)
+        except TimeoutError:
+            continue
+        if not chunk:
+            break
+        received += chunk
+
+    assert received.startswith(b"\x89\x00"), received
+    assert ctx.counters["ping_timeouts"] == 1
+    assert len(ctx.sockets) == 0
+    quiet.close()
+
+
+@pytest.mark.gen_test(timeout=15)
+async def test_answering_peer_is_kept(base_url, http_server, ctx):
+    # Tornado's client answers pings, so it outlives several ping intervals.
+    socket_ = await Socket.open(base_url)
+
+    await asyncio.sleep(3)
+
+    assert len(ctx.sockets) == 1
+    assert ctx.counters["ping_timeouts"] == 0
+    reply = await socket_.subscribe("live:still-here")
+    assert reply["op"] == "subscribed"
+    socket_.close()
+
+
+class FakeSocket:
+    def __init__(self) -> None:
+        self.ping_sent_at = 0.0
+        self.pong_received_at = 0.0
+        self.pings = 0
+        self.aborted = False
+
+    def send_ping(self) -> None:
+        self.pings += 1
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+def test_heartbeat_spreads_pings_over_interval():
+    sockets = [FakeSocket() for _ in range(100)]
+    heartbeat = Heartbeat(sockets, interval=10.0, timeout=4.0)
+
+    now = 0.0
+    for _ in range(20):
+        heartbeat.tick(now)
+        for fake in sockets:
+            if fake.ping_sent_at == now:
+                fake.pong_received_at = now + 0.1
+        now += 0.5
+
+    assert all(fake.pings == 1 for fake in sockets)
+    assert not any(fake.aborted for fake in sockets)
+
+
+def test_heartbeat_aborts_late_pong():
+    answering, silent = FakeSocket(), FakeSocket()
+    heartbeat = Heartbeat([answering, silent], interval=1.0, timeout=0.5)
+
+    # One socket is pinged per tick: answering at 0.0, silent at 0.5.
+    heartbeat.tick(0.0)
+    answering.pong_received_at = 0.2
+    heartbeat.tick(0.5)
+    heartbeat.tick(1.0)
+
+    assert silent.aborted
+    assert not answering.aborted
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_stalled_reader_closed_others_unaffected(
+    base_url, http_port, http_server, ctx
+):
+    topic = "live:flood"
+    stalled = await raw_socket(http_port, receive_buffer=4096)
+    subscribe = orjson.dumps({"op": "subscribe", "topic": topic})
+    await asyncio.get_running_loop().sock_sendall(stalled, masked_text_frame(subscribe))
+    reader = await Socket.open(base_url)
+    await reader.subscribe(topic)
+    # Let the stalled socket's subscription land before the flood.
+    await asyncio.sleep(0.3)
+
+    payload = {"blob": "x" * 60_000}
+    latencies = []
+    for index in range(200):
+        sent = time.monotonic()
+        await ctx.broker.publish(topic, "test.flood", {**payload, "index": index})
+        event = await reader.receive()
+        latencies.append(time.monotonic() - sent)
+        assert event["data"]["index"] == index
+
+    assert ctx.counters["closed_slow"] == 1
+    latencies.sort()
+    # The reader keeps up whatever the stalled socket does: no event waits on it.
+    assert latencies[int(len(latencies) * 0.99)] < 0.25, latencies[-5:]
+    stalled.setsockopt(
+        socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+    )
+    stalled.close()
+    reader.close()
+
+
+@pytest.mark.gen_test
+async def test_connect_rate_per_address_is_429(base_url, http_server, ctx):
+    ctx.connect_limiter = AddressLimiter(rate=0.5, burst=2)
+    allowed = [await Socket.open(base_url) for _ in range(2)]
+
+    with pytest.raises(tornado.httpclient.HTTPClientError) as raised:
+        await Socket.open(base_url)
+
+    assert raised.value.code == 429
+    assert raised.value.response is not None
+    assert raised.value.response.headers["Retry-After"] == "2"
+    assert ctx.counters["rejected_rate"] == 1
+    for socket_ in allowed:
+        socket_.close()
