@@ -205,6 +205,7 @@ def render_haproxy_cfg(
         stats_socket=stats_socket,
         bind_address=format_bind_address(listen_host, listen_port),
         servers="\n".join(server_lines),
+        errors_dir=HAPROXY_TEMPLATE.parent / "errors",
     )
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import orjson
 import pytest
 import redis.asyncio as aioredis
 
@@ -231,3 +233,57 @@ async def test_one_frame_per_event_per_socket(api, database_url, base_url):
         assert event["data"]["stock"] == 5
         await socket.receive_none(0.1)
         socket.close()
+
+
+@pytest.mark.gen_test
+async def test_relay_fills_gap_from_history(api, database_url, base_url, ctx):
+    await _live(api, database_url)
+    socket = await Socket.open(base_url)
+    subscribed = await socket.subscribe("live:summer-24")
+
+    # An event that reaches the history but whose pub/sub message is lost, as when
+    # Redis drops messages for a slow subscriber.
+    topic_log = ctx.broker.topic_log
+    await topic_log._publish(
+        keys=[
+            "vitrine:topic:live:summer-24:epoch",
+            "vitrine:topic:live:summer-24:offset",
+            "vitrine:topic:live:summer-24:history",
+        ],
+        args=[
+            "unused",
+            orjson.dumps("live:summer-24"),
+            orjson.dumps("stock.changed"),
+            orjson.dumps({"product_id": 1, "stock": 11}),
+            100,
+            3600,
+            "vitrine:nobody-listens",
+        ],
+    )
+    await ctx.broker.publish(
+        "live:summer-24", "stock.changed", {"product_id": 1, "stock": 12}
+    )
+
+    first = await socket.receive()
+    second = await socket.receive()
+    assert first["offset"] == subscribed["offset"] + 1
+    assert first["data"]["stock"] == 11
+    assert second["offset"] == subscribed["offset"] + 2
+    assert second["data"]["stock"] == 12
+    await socket.receive_none()
+    socket.close()
+
+
+@pytest.mark.gen_test
+async def test_unsubscribe_stops_events(api, database_url, base_url, ctx):
+    product = await _live(api, database_url)
+    socket = await Socket.open(base_url)
+    await socket.subscribe("live:summer-24")
+
+    await socket.send({"op": "unsubscribe", "topic": "live:summer-24"})
+    await asyncio.sleep(0.1)
+    await api.patch(f"{PRODUCTS}/{product['id']}", {"stock": 3})
+
+    await socket.receive_none()
+    assert not ctx.broker.hub.has_subscribers("live:summer-24")
+    socket.close()
