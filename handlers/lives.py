@@ -14,6 +14,7 @@ class LiveHandler(ApiHandler):
         # the state was read has a larger offset and reaches a client that subscribes
         # from this position.
         position = await self.ctx.broker.position(topic)
+        viewers, peak = await self.ctx.broker.presence.viewers(topic)
         async with self.connection() as connection:
             live = await lives.get_by_slug(connection, slug)
             rows = await products.list_visible(connection, live["id"])
@@ -27,5 +28,6 @@ class LiveHandler(ApiHandler):
                     "epoch": position.epoch,
                     "offset": position.offset,
                 },
+                "viewers": {"now": viewers, "peak": peak},
             }
         )
