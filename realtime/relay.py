@@ -133,6 +133,13 @@ class Relay:
                 log.exception("relay failed to handle a message; continuing")
 
     async def _reconnect(self) -> None:
+        # Resubscribe only to topics that still have local subscribers.
+        for topic in [
+            topic for topic in self._confirmed if not self._hub.has_subscribers(topic)
+        ]:
+            self._confirmed.pop(topic, None)
+            self._last.pop(topic, None)
+            self._pubsub.channels.pop(topics.channel(topic).encode(), None)
         try:
             # Reconnecting runs redis-py's on_connect callback, which subscribes to
             # every channel the PubSub object still lists.
