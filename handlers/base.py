@@ -17,6 +17,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from handlers.context import AppContext
 from handlers.errors import ApiError
+from handlers.redaction import redact
 from store.errors import (
     AccessDenied,
     Conflict,
@@ -68,9 +69,9 @@ class ApiHandler(tornado.web.RequestHandler):
         self._counted = True
         self.set_header("X-Request-Id", self.request_id)
 
-        length = self.request.headers.get("Content-Length")
+        # The body is read before prepare(): a chunked one has no Content-Length.
         limit = self.ctx.settings.max_body_bytes
-        if length is not None and length.isdigit() and int(length) > limit:
+        if len(self.request.body) > limit:
             raise ApiError(
                 413, "body_too_large", f"the request body is over {limit} bytes"
             )
@@ -137,7 +138,19 @@ class ApiHandler(tornado.web.RequestHandler):
                 self.request_id,
             )
             return
-        super().log_exception(typ, value, tb)
+        # Tornado's own version logs the request's repr, URL and query included.
+        log.error(
+            "uncaught exception in %s (request %s)",
+            self._request_summary(),
+            self.request_id,
+            exc_info=(typ, value, tb),  # type: ignore[arg-type]
+        )
+
+    def _request_summary(self) -> str:
+        return (
+            f"{self.request.method} {redact(self.request.uri or '')}"
+            f" ({self.request.remote_ip})"
+        )
 
 
 def _error_response(
@@ -199,7 +212,8 @@ def parse_uuid(raw: str, field: str) -> uuid.UUID:
 
 
 def parse_int_id(raw: str, field: str) -> int:
-    if not raw.isdigit() or len(raw) > 18:
+    # isdigit() alone accepts superscripts and digits of other scripts.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise ApiError(
             404, "not_found", f"{field} {raw!r} is not a valid id", field=field
         )

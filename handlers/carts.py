@@ -120,10 +120,8 @@ class CheckoutHandler(CartHandlerBase):
                 result.order["total_cents"],
             )
             topic = f"live:{result.live_slug}"
-            for product_id, stock in result.stock_left:
-                await self.ctx.broker.publish(
-                    topic, "stock.changed", {"product_id": product_id, "stock": stock}
-                )
+            for level in result.stock_left:
+                await self.ctx.broker.publish(topic, "stock.changed", level.to_event())
 
         self.write_json(
             {"order": result.order, "read_token": result.read_token},

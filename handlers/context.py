@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 
+from handlers.live_directory import LiveDirectory
 from realtime.broker import Broker
 from realtime.limits import AddressLimiter
 from server.settings import Settings
@@ -30,3 +31,7 @@ class AppContext:
     # rejected_rate, closed_flooding.
     counters: Counter[str] = field(default_factory=Counter)
     connect_limiter: AddressLimiter | None = None
+    lives: LiveDirectory = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.lives = LiveDirectory(self.pool)

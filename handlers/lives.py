@@ -10,12 +10,15 @@ class LiveHandler(ApiHandler):
     async def get(self, slug: str) -> None:
         topic = f"live:{slug}"
 
-        # The topic position is read before the state, so every change made after
-        # the state was read has a larger offset and reaches a client that subscribes
-        # from this position.
-        position = await self.ctx.broker.position(topic)
-        viewers, peak = await self.ctx.broker.presence.viewers(topic)
         async with self.connection() as connection:
+            # Checked first, so an unknown slug creates nothing in Redis.
+            await lives.get_by_slug(connection, slug)
+
+            # The topic position is read before the state, so every change made after
+            # the state was read has a larger offset and reaches a client that
+            # subscribes from this position.
+            position = await self.ctx.broker.position(topic)
+            viewers, peak = await self.ctx.broker.presence.viewers(topic)
             live = await lives.get_by_slug(connection, slug)
             rows = await products.list_visible(connection, live["id"])
 

@@ -22,6 +22,7 @@ from handlers.validation import (
 from store import lives, products
 from store.errors import InvalidInput
 from store.pricing import MAX_QUANTITY, normalize_tiers
+from store.products import StockLevel
 
 log = logging.getLogger(__name__)
 
@@ -120,12 +121,37 @@ class ManagerProductsHandler(ManagerHandler):
 class ManagerProductHandler(ManagerHandler):
     async def patch(self, slug: str, raw_product_id: str) -> None:
         product_id = parse_int_id(raw_product_id, "product_id")
-        fields = parse_product_fields(self.json_body(), partial=True)
+        body = self.json_body()
+        # Optional: the version the manager edited (a conflict if it moved since) and
+        # a relative stock change, which a concurrent sale cannot overwrite.
+        expected_version = get_int(
+            body, "version", minimum=1, maximum=2**62, required=False, default=None
+        )
+        stock_delta = get_int(
+            body,
+            "stock_delta",
+            minimum=-MAX_STOCK,
+            maximum=MAX_STOCK,
+            required=False,
+            default=None,
+        )
+        body.pop("version", None)
+        body.pop("stock_delta", None)
+        fields = parse_product_fields(body, partial=True)
+        if stock_delta is not None and "stock" in fields:
+            raise InvalidInput(
+                "send stock or stock_delta, not both", field="stock_delta"
+            )
 
         async with self.connection() as connection, connection.transaction():
             live = await lives.get_by_slug(connection, slug)
             before, after = await products.update(
-                connection, live["id"], product_id, fields
+                connection,
+                live["id"],
+                product_id,
+                fields,
+                expected_version=expected_version,
+                stock_delta=stock_delta,
             )
             unpinned = None
             if not after["visible"]:
@@ -179,8 +205,11 @@ def product_change_events(
         return [("product.created", new)]
 
     changed = {name for name in new if new[name] != old[name]}
-    if changed == {"stock"}:
-        return [("stock.changed", {"product_id": new["id"], "stock": new["stock"]})]
+    if changed <= {"version"}:
+        return []
+    if changed == {"stock", "version"}:
+        level = StockLevel(new["id"], new["stock"], new["version"])
+        return [("stock.changed", level.to_event())]
     return [("product.updated", new)]
 
 

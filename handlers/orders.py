@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 from handlers.base import ApiHandler
 from handlers.errors import ApiError
 from store import orders
+from store.errors import AccessDenied
 
 READ_TOKEN_HEADER = "X-Read-Token"
+ORDER_CODE = re.compile(r"^[0-9A-Za-z]{1,16}$")
 
 
 class OrderHandler(ApiHandler):
@@ -22,6 +26,8 @@ class OrderHandler(ApiHandler):
                 "the token query parameter",
                 field=READ_TOKEN_HEADER,
             )
+        if not ORDER_CODE.match(code):
+            raise AccessDenied("the read token does not open this order")
         async with self.connection() as connection:
             order = await orders.get_for_buyer(connection, code.upper(), token)
         self.write_json(order)

@@ -81,6 +81,10 @@ def get_str(
             field=name,
             code="invalid_type",
         )
+    if "\x00" in value:
+        raise InvalidInput(
+            f"{name} must not contain NUL characters", field=name, code="invalid"
+        )
     value = value.strip()
     if len(value) < min_length:
         raise InvalidInput(
@@ -132,6 +136,12 @@ def check_url(value: str, name: str, *, allow_relative: bool = False) -> str:
 def normalize_tax_id(raw: str) -> str:
     """Validate a tax id; a 14-character one is checked as a Brazilian CNPJ."""
     compact = re.sub(r"[.\-/\s]", "", raw).upper()
+    if compact.isdigit() and len(compact) in (12, 13):
+        raise InvalidInput(
+            f"tax id {raw!r} has {len(compact)} digits: a CNPJ has 14",
+            field="tax_id",
+            code="invalid_cnpj",
+        )
     if len(compact) == 14:
         if not is_valid_cnpj(compact):
             raise InvalidInput(

@@ -170,12 +170,18 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
             )
             return
 
+        # Taken before the first await, so a second subscribe to the same topic in
+        # the meantime is refused.
         self.topics.add(topic)
         try:
+            if not await self.ctx.lives.exists(topic.removeprefix("live:")):
+                self.topics.discard(topic)
+                self._send_error(topic, "unknown_topic", f"there is no live {topic}")
+                return
             subscribed = await self.ctx.broker.subscribe(self, topic, epoch, offset)
         except OUTAGE_ERRORS as exc:
             self.topics.discard(topic)
-            log.warning("subscribe to %s failed, Redis unreachable: %r", topic, exc)
+            log.warning("subscribe to %s failed: %r", topic, exc)
             self._send_error(
                 topic, "unavailable", "subscription failed; retry in a few seconds"
             )

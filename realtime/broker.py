@@ -20,6 +20,20 @@ from server.settings import Settings
 log = logging.getLogger(__name__)
 
 PUBLISH_ATTEMPTS = 4
+# How often topics whose events were lost are checked for Redis being back, seconds.
+REPAIR_INTERVAL = 1.0
+
+
+def connect_redis(settings: Settings) -> redis.Redis:
+    """Create the Redis client of a process; no connection is made yet."""
+    return redis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=2.0,
+        # Commands fail instead of hanging on an unresponsive Redis; pub/sub reads
+        # wait without this limit.
+        socket_timeout=settings.redis_timeout,
+        health_check_interval=0,
+    )
 
 
 class Socket(Protocol):
@@ -46,15 +60,24 @@ class Broker:
             client, self.topic_log, self._live_counts, settings.presence_interval
         )
         self._presence_task: asyncio.Task[None] | None = None
+        # Topics with an event that never reached Redis, waiting for a new epoch.
+        self.lost_topics: set[str] = set()
+        self._repair_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.relay.start()
+        self._repair_task = asyncio.create_task(
+            self._repair_lost_topics(), name="repair-lost-topics"
+        )
         if self.presence.interval > 0:
             self._presence_task = asyncio.create_task(
                 self.presence.run(), name="presence"
             )
 
     async def stop(self) -> None:
+        if self._repair_task is not None:
+            self._repair_task.cancel()
+            await asyncio.gather(self._repair_task, return_exceptions=True)
         if self._presence_task is not None:
             self._presence_task.cancel()
             await asyncio.gather(self._presence_task, return_exceptions=True)
@@ -75,8 +98,8 @@ class Broker:
         """Publish an event after its change was committed.
 
         Retries for a few seconds while Redis is unreachable. Returns None when every
-        attempt failed; the change stays committed and clients see it on their next
-        reset or refetch.
+        attempt failed: the change stays committed, and once Redis answers again the
+        topic gets a new epoch, so every subscriber is reset and refetches the state.
         """
         delay = 0.2
         for attempt in range(1, PUBLISH_ATTEMPTS + 1):
@@ -93,6 +116,7 @@ class Broker:
                         attempt,
                         exc,
                     )
+                    self.lost_topics.add(topic)
                     return None
                 log.warning(
                     "publishing %s on %s failed (%s); retry %d",
@@ -104,6 +128,25 @@ class Broker:
                 await asyncio.sleep(delay)
                 delay *= 2
         return None
+
+    async def _repair_lost_topics(self) -> None:
+        while True:
+            await asyncio.sleep(REPAIR_INTERVAL)
+            for topic in list(self.lost_topics):
+                try:
+                    await self.resync(topic)
+                except (RedisConnectionError, RedisTimeoutError, OSError):
+                    break
+                self.lost_topics.discard(topic)
+
+    async def resync(self, topic: str) -> None:
+        """Give ``topic`` a new epoch and announce it, so every relay resets its
+        subscribers, which then refetch the state over HTTP."""
+        current = await self.topic_log.position(topic)
+        await self.topic_log.bump_epoch(topic, current.epoch)
+        # The first message of the new epoch is what makes each relay notice it.
+        await self.topic_log.publish(topic, "topic.resynced", {})
+        log.info("topic %s resynced after a lost event", topic)
 
     async def position(self, topic: str) -> Position:
         return await self.topic_log.position(topic)

@@ -155,6 +155,9 @@ class Relay:
 
     async def _handle(self, message: dict[str, Any]) -> None:
         kind = message["type"]
+        if message["channel"] is None:
+            # A pong or another reply that belongs to no channel.
+            return
         channel = message["channel"].decode()
         if kind == "subscribe":
             topic = channel.removeprefix(topics.KEY_PREFIX)
@@ -193,6 +196,16 @@ class Relay:
             return
         if last.epoch != current.epoch:
             self._reset(topic, current)
+            return
+        if current.offset < last.offset and upto is None:
+            # Redis came back from an older snapshot with the same epoch.
+            log.warning(
+                "offsets of %s went back from %d to %d; starting a new epoch",
+                topic,
+                last.offset,
+                current.offset,
+            )
+            self._reset(topic, await self._topic_log.bump_epoch(topic, current.epoch))
             return
         if current.offset <= last.offset:
             return

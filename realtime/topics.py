@@ -51,6 +51,19 @@ return {epoch, offset}
 """
 
 
+# Replaces the epoch unless another process already did, so every offset a client
+# holds from the old epoch leads to a reset.
+_BUMP_EPOCH_SCRIPT = """
+local epoch = redis.call('GET', KEYS[1])
+if epoch == ARGV[1] or not epoch then
+    redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+    epoch = ARGV[2]
+end
+local offset = redis.call('GET', KEYS[2]) or '0'
+return {epoch, offset}
+"""
+
+
 @dataclass(frozen=True)
 class HistoryLimits:
     """How many events a topic's history keeps, and how long it outlives its last
@@ -110,6 +123,7 @@ class TopicLog:
         self._limits = limits
         self._publish = client.register_script(_PUBLISH_SCRIPT)
         self._position = client.register_script(_POSITION_SCRIPT)
+        self._bump_epoch = client.register_script(_BUMP_EPOCH_SCRIPT)
 
     async def publish(self, topic: str, event_type: str, data: Any) -> Position:
         """Append an event to the topic and publish it to every relay."""
@@ -131,6 +145,18 @@ class TopicLog:
     async def position(self, topic: str) -> Position:
         epoch, offset = await self._position(
             keys=_keys(topic), args=[new_epoch(), self._limits.for_topic(topic)[1]]
+        )
+        return Position(_text(epoch), int(offset))
+
+    async def bump_epoch(self, topic: str, stale_epoch: str) -> Position:
+        """Start a new epoch for ``topic`` if it is still at ``stale_epoch``.
+
+        Needed when the offsets went backwards under the same epoch, as after Redis
+        restarts from an older snapshot: an offset would then name two events.
+        """
+        epoch, offset = await self._bump_epoch(
+            keys=_keys(topic)[:2],
+            args=[stale_epoch, new_epoch(), self._limits.for_topic(topic)[1]],
         )
         return Position(_text(epoch), int(offset))
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import sys
 import time
 from typing import Any
@@ -11,14 +10,9 @@ from typing import Any
 import orjson
 import tornado.web
 
+from handlers.redaction import redact
+
 access_log = logging.getLogger("vitrine.access")
-
-# Query parameters whose values are secrets and never reach a log line.
-_SECRET_QUERY = re.compile(r"(?i)([?&](?:token|session_token|read_token)=)[^&]*")
-
-
-def redact(uri: str) -> str:
-    return _SECRET_QUERY.sub(r"\1[redacted]", uri)
 
 
 class JsonFormatter(logging.Formatter):

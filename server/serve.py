@@ -13,7 +13,7 @@ import redis.asyncio as redis
 from tornado.httpserver import HTTPServer
 
 from handlers.context import AppContext
-from realtime.broker import Broker
+from realtime.broker import Broker, connect_redis
 from realtime.heartbeat import Heartbeat
 from realtime.limits import AddressLimiter
 from server.app import make_app
@@ -41,9 +41,7 @@ async def _connect_pool(settings: Settings) -> asyncpg.Pool:
 
 async def _start_broker(settings: Settings) -> Broker:
     delay = 0.5
-    client = redis.from_url(
-        settings.redis_url, socket_connect_timeout=2.0, health_check_interval=0
-    )
+    client = connect_redis(settings)
     while True:
         broker = Broker(client, settings)
         try:

@@ -42,6 +42,7 @@ class Settings:
     db_pool_max: int = 10
     db_command_timeout: float = 10.0
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_timeout: float = 5.0
     jwt_secret: str = ""
     access_token_ttl: int = 8 * 3600
     refresh_token_ttl: int = 7 * 24 * 3600

@@ -20,6 +20,7 @@ from store.errors import (
 )
 from store.pool import Connection, required
 from store.pricing import check_quantity, unit_price_cents
+from store.products import StockLevel
 
 # Crockford's base32 without I, L, O and U: easy to read aloud over the phone.
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -40,8 +41,8 @@ class CheckoutResult:
     read_token: str
     created: bool
     live_slug: str
-    # (product_id, stock left) for every product the checkout sold.
-    stock_left: list[tuple[int, int]]
+    # The stock left of every product the checkout sold.
+    stock_left: list[StockLevel]
 
 
 def new_order_code() -> str:
@@ -246,7 +247,7 @@ def _price_lines(lines: list[asyncpg.Record]) -> list[dict[str, Any]]:
 
 async def _take_stock(
     connection: Connection, priced: list[dict[str, Any]]
-) -> list[tuple[int, int]]:
+) -> list[StockLevel]:
     product_ids = [line["product_id"] for line in priced]
     quantities = [line["quantity"] for line in priced]
 
@@ -257,7 +258,7 @@ async def _take_stock(
         UPDATE products p SET stock = p.stock - v.quantity, updated_at = now()
         FROM unnest($1::bigint[], $2::int[]) AS v(id, quantity)
         WHERE p.id = v.id AND p.stock >= v.quantity
-        RETURNING p.id, p.stock
+        RETURNING p.id, p.stock, p.version, p.low_stock_threshold
         """,
         product_ids,
         quantities,
@@ -266,7 +267,11 @@ async def _take_stock(
         raise RuntimeError(
             f"stock update touched {len(rows)} of {len(priced)} locked products"
         )
-    return sorted((row["id"], row["stock"]) for row in rows)
+    levels = [
+        StockLevel(row["id"], row["stock"], row["version"], row["low_stock_threshold"])
+        for row in rows
+    ]
+    return sorted(levels, key=lambda level: level.product_id)
 
 
 async def _insert_order(

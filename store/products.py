@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -11,8 +12,26 @@ from store.pool import Connection, required
 
 PRODUCT_COLUMNS = (
     "id, live_id, sku, name, description, image_url, price_cents, tiers, "
-    "min_quantity, step, max_quantity, stock, visible, position"
+    "min_quantity, step, max_quantity, stock, visible, position, version"
 )
+
+
+@dataclass(frozen=True)
+class StockLevel:
+    """A product's stock after a change, with the row version that change made."""
+
+    product_id: int
+    stock: int
+    version: int
+    low_stock_threshold: int = 0
+
+    def to_event(self) -> dict[str, int]:
+        return {
+            "product_id": self.product_id,
+            "stock": self.stock,
+            "version": self.version,
+        }
+
 
 # Fields a manager may set, in the order the wire shows them.
 EDITABLE_FIELDS = (
@@ -46,6 +65,7 @@ def product_to_wire(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
         "stock": row["stock"],
         "visible": row["visible"],
         "position": row["position"],
+        "version": row["version"],
     }
 
 
@@ -112,8 +132,15 @@ async def update(
     live_id: int,
     product_id: int,
     fields: dict[str, Any],
+    *,
+    expected_version: int | None = None,
+    stock_delta: int | None = None,
 ) -> tuple[asyncpg.Record, asyncpg.Record]:
-    """Apply a partial update; return the rows before and after it."""
+    """Apply a partial update; return the rows before and after it.
+
+    With ``expected_version`` the update is a conflict if the product changed since
+    that version; ``stock_delta`` adds to the stock instead of replacing it.
+    """
     before = await connection.fetchrow(
         f"SELECT {PRODUCT_COLUMNS} FROM products"
         " WHERE live_id = $1 AND id = $2 FOR UPDATE",
@@ -122,6 +149,22 @@ async def update(
     )
     if before is None:
         raise NotFound(f"product {product_id} not found in this live")
+    if expected_version is not None and before["version"] != expected_version:
+        raise Conflict(
+            f"product {product_id} changed since version {expected_version} (now "
+            f"{before['version']}); reload it and apply the change again",
+            field="version",
+            code="version_conflict",
+        )
+    if stock_delta is not None:
+        if before["stock"] + stock_delta < 0:
+            raise Conflict(
+                f"stock_delta {stock_delta} would take the stock of product "
+                f"{product_id} below zero (it is {before['stock']})",
+                field="stock_delta",
+                code="stock_short",
+            )
+        fields = {**fields, "stock": before["stock"] + stock_delta}
     if not fields:
         return before, before
 

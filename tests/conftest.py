@@ -18,13 +18,12 @@ import asyncpg
 import orjson
 import pytest
 import redis
-import redis.asyncio as aioredis
 import tornado.httpclient
 import tornado.ioloop
 import tornado.web
 
 from handlers.context import AppContext
-from realtime.broker import Broker
+from realtime.broker import Broker, connect_redis
 from realtime.heartbeat import Heartbeat
 from realtime.limits import AddressLimiter
 from server.app import make_app
@@ -139,7 +138,7 @@ def ctx(
 ) -> Iterator[AppContext]:
     async def start() -> AppContext:
         pool = await create_pool(settings)
-        broker = Broker(aioredis.from_url(settings.redis_url), settings)
+        broker = Broker(connect_redis(settings), settings)
         await broker.start()
         return AppContext(
             settings=settings,

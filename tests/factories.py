@@ -91,3 +91,15 @@ async def checkout(
         buyer if buyer is not None else BUYER,
         headers={**headers, "Idempotency-Key": key},
     )
+
+
+async def insert_lives(database_url: str, slugs: list[str]) -> None:
+    """Create bare lives straight in the database, for tests that need many."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.executemany(
+            "INSERT INTO lives (slug, title) VALUES ($1, $1)",
+            [(slug,) for slug in slugs],
+        )
+    finally:
+        await connection.close()

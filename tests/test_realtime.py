@@ -71,7 +71,11 @@ async def test_manager_changes_reach_socket(api, database_url, base_url):
     ]
     offsets = [event["offset"] for event in events]
     assert offsets == list(range(subscribed["offset"] + 1, subscribed["offset"] + 7))
-    assert events[0]["data"] == {"product_id": product["id"], "stock": 42}
+    assert events[0]["data"] == {
+        "product_id": product["id"],
+        "stock": 42,
+        "version": product["version"] + 1,
+    }
     assert events[1]["data"]["price_cents"] == 1990
     assert events[2]["data"]["sku"] == "NEW-1"
     assert events[3]["data"] == {"id": created["id"]}
@@ -107,7 +111,11 @@ async def test_checkout_broadcasts_stock(api, database_url, base_url):
 
     assert response.status == 201
     assert event["type"] == "stock.changed"
-    assert event["data"] == {"product_id": product["id"], "stock": 93}
+    assert event["data"] == {
+        "product_id": product["id"],
+        "stock": 93,
+        "version": product["version"] + 1,
+    }
     socket.close()
 
 
@@ -286,4 +294,43 @@ async def test_unsubscribe_stops_events(api, database_url, base_url, ctx):
 
     await socket.receive_none()
     assert not ctx.broker.hub.has_subscribers("live:summer-24")
+    socket.close()
+
+
+@pytest.mark.gen_test
+async def test_unknown_live_topic_is_refused(api, database_url, base_url, ctx):
+    socket = await Socket.open(base_url)
+
+    reply = await socket.subscribe("live:no-such-live")
+    state = await api.get("/api/v1/lives/no-such-live")
+
+    assert reply["op"] == "error"
+    assert reply["code"] == "unknown_topic"
+    assert state.status == 404
+    client = aioredis.from_url(REDIS_URL)
+    keys = await client.keys("vitrine:topic:live:no-such-live*")
+    await client.aclose()
+    assert keys == []
+    socket.close()
+
+
+@pytest.mark.gen_test
+async def test_offsets_going_back_start_new_epoch(api, database_url, base_url, ctx):
+    product = await _live(api, database_url)
+    socket = await Socket.open(base_url)
+    for stock in range(5):
+        await api.patch(f"{PRODUCTS}/{product['id']}", {"stock": stock})
+    subscribed = await socket.subscribe("live:summer-24")
+
+    # As after Redis restarts from an older snapshot: same epoch, smaller offset.
+    client = aioredis.from_url(REDIS_URL)
+    await client.set("vitrine:topic:live:summer-24:offset", 2)
+    await client.aclose()
+    await ctx.broker.relay._pubsub.connection.disconnect()
+    reset = await socket.receive(wait=10)
+
+    assert reset["op"] == "reset"
+    assert reset["epoch"] != subscribed["epoch"]
+    state = await api.get("/api/v1/lives/summer-24")
+    assert state.json["topic"]["epoch"] == reset["epoch"]
     socket.close()

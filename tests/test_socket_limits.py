@@ -14,6 +14,7 @@ import tornado.httpclient
 
 from realtime.heartbeat import Heartbeat
 from realtime.limits import AddressLimiter
+from tests.factories import insert_lives
 from tests.wsclient import Socket, masked_text_frame, raw_socket
 
 
@@ -49,14 +50,15 @@ async def test_message_flood_closes_1008(base_url, http_server, ctx):
 
 
 @pytest.mark.gen_test
-async def test_topic_limit_per_socket(base_url, http_server, ctx):
+async def test_topic_limit_per_socket(base_url, http_server, ctx, database_url):
+    await insert_lives(database_url, [f"topic-{index}" for index in range(129)])
     ctx.settings = replace(ctx.settings, ws_message_rate=1000.0, ws_message_burst=1000)
     socket_ = await Socket.open(base_url)
 
     for index in range(128):
         reply = await socket_.subscribe(f"live:topic-{index}")
         assert reply["op"] == "subscribed", reply
-    over = await socket_.subscribe("live:one-too-many")
+    over = await socket_.subscribe("live:topic-128")
 
     assert over["op"] == "error"
     assert over["code"] == "too_many_topics"
@@ -99,7 +101,8 @@ async def test_silent_peer_is_dropped(http_port, http_server, ctx):
 
 
 @pytest.mark.gen_test(timeout=15)
-async def test_answering_peer_is_kept(base_url, http_server, ctx):
+async def test_answering_peer_is_kept(base_url, http_server, ctx, database_url):
+    await insert_lives(database_url, ["still-here"])
     # Tornado's client answers pings, so it outlives several ping intervals.
     socket_ = await Socket.open(base_url)
 
@@ -158,8 +161,9 @@ def test_heartbeat_aborts_late_pong():
 
 @pytest.mark.gen_test(timeout=60)
 async def test_stalled_reader_closed_others_unaffected(
-    base_url, http_port, http_server, ctx
+    base_url, http_port, http_server, ctx, database_url
 ):
+    await insert_lives(database_url, ["flood"])
     topic = "live:flood"
     stalled = await raw_socket(http_port, receive_buffer=4096)
     subscribe = orjson.dumps({"op": "subscribe", "topic": topic})

@@ -6,8 +6,9 @@ import logging
 
 import pytest
 
+from handlers.redaction import redact
 from handlers.validation import is_valid_cnpj, normalize_tax_id
-from server.logs import JsonFormatter, redact
+from server.logs import JsonFormatter
 from server.settings import Settings, SettingsError
 from store.errors import InvalidInput
 from store.pricing import normalize_tiers, unit_price_cents
@@ -80,6 +81,9 @@ def test_redact_hides_token_query():
     uri = "/api/v1/orders/K7QX?token=secret-value&x=1"
     assert redact(uri) == "/api/v1/orders/K7QX?token=[redacted]&x=1"
     assert "secret" not in redact("/x?a=1&TOKEN=secret")
+    assert "secret" not in redact("/x?%74oken=secret")
+    assert "secret" not in redact("/x?tok%65n=secret&b=2")
+    assert redact("/x?status=new") == "/x?status=new"
 
 
 def test_json_log_line_has_request_fields():

@@ -132,7 +132,11 @@ async def test_checkout_on_one_process_reaches_other(topology, database_url):
 
     assert response.status == 201
     assert event["type"] == "stock.changed"
-    assert event["data"] == {"product_id": product["id"], "stock": 42}
+    assert event["data"] == {
+        "product_id": product["id"],
+        "stock": 42,
+        "version": product["version"] + 1,
+    }
     state = await second.get("/api/v1/lives/summer-24")
     assert state.json["products"][0]["stock"] == 42
     watcher.close()
