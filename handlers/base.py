@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any
@@ -64,7 +64,7 @@ class ApiHandler(tornado.web.RequestHandler):
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
 
-    def prepare(self) -> None:
+    def prepare(self) -> Awaitable[None] | None:
         self.ctx.requests_in_flight += 1
         self._counted = True
         self.set_header("X-Request-Id", self.request_id)
@@ -75,6 +75,7 @@ class ApiHandler(tornado.web.RequestHandler):
             raise ApiError(
                 413, "body_too_large", f"the request body is over {limit} bytes"
             )
+        return None
 
     def on_finish(self) -> None:
         if getattr(self, "_counted", False):
@@ -116,6 +117,8 @@ class ApiHandler(tornado.web.RequestHandler):
         self.set_status(status)
         if status == 503:
             self.set_header("Retry-After", str(self.ctx.settings.retry_after_seconds))
+        if isinstance(error, ApiError) and error.retry_after is not None:
+            self.set_header("Retry-After", str(error.retry_after))
         self.set_header("Content-Type", "application/json")
         self.finish(orjson.dumps({"error": body}))
 

@@ -11,6 +11,7 @@ import orjson
 
 from handlers.base import ApiHandler, parse_int_id
 from handlers.errors import ApiError
+from handlers.events import publish_order_change
 from handlers.validation import (
     EMAIL_PATTERN,
     get_int,
@@ -18,7 +19,7 @@ from handlers.validation import (
     normalize_tax_id,
     reject_unknown,
 )
-from store import carts, lives, orders
+from store import carts, lives, order_desk, orders
 from store.errors import AccessDenied, Conflict, InvalidInput
 from store.pricing import MAX_QUANTITY
 
@@ -119,14 +120,40 @@ class CheckoutHandler(CartHandlerBase):
                 result.order["item_count"],
                 result.order["total_cents"],
             )
-            topic = f"live:{result.live_slug}"
-            for level in result.stock_left:
-                await self.ctx.broker.publish(topic, "stock.changed", level.to_event())
+            await self._publish_sale(result)
 
         self.write_json(
             {"order": result.order, "read_token": result.read_token},
             201 if result.created else 200,
         )
+
+    async def _publish_sale(self, result: orders.CheckoutResult) -> None:
+        slug = result.live_slug
+        broker = self.ctx.broker
+        for level in result.stock_left:
+            await broker.publish(f"live:{slug}", "stock.changed", level.to_event())
+
+        async with self.connection() as connection:
+            live = await lives.get_by_slug(connection, slug)
+            summary = await order_desk.get_order(
+                connection, live["id"], result.order["code"]
+            )
+            order_counts = await order_desk.counts(connection, live["id"])
+        await publish_order_change(
+            broker,
+            slug,
+            order_desk.summary_to_wire(summary),
+            order_counts,
+            [],
+            created=True,
+        )
+        for level in result.stock_left:
+            if level.stock <= level.low_stock_threshold:
+                await broker.publish(
+                    f"managers:{slug}",
+                    "stock.low",
+                    {**level.to_event(), "threshold": level.low_stock_threshold},
+                )
 
     def _idempotency_key(self) -> str:
         key = self.request.headers.get(IDEMPOTENCY_HEADER, "")

@@ -18,6 +18,9 @@ class ApiError(StoreError):
         *,
         field: str | None = None,
         details: dict[str, Any] | None = None,
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(message, field=field, code=code, details=details)
         self.status = status
+        # Seconds for the Retry-After header of a 429 or 503.
+        self.retry_after = retry_after

@@ -80,7 +80,7 @@ class ManagerLiveHandler(ManagerHandler):
         self.write_json(
             {
                 "live": lives.live_to_wire(live),
-                "products": [products.product_to_wire(row) for row in rows],
+                "products": [products.manager_product_to_wire(row) for row in rows],
             }
         )
 
@@ -115,7 +115,7 @@ class ManagerProductsHandler(ManagerHandler):
         log.info("product %s (%s) created in live %s", row["id"], row["sku"], slug)
         if product["visible"]:
             await self.ctx.broker.publish(f"live:{slug}", "product.created", product)
-        self.write_json(product, 201)
+        self.write_json(products.manager_product_to_wire(row), 201)
 
 
 class ManagerProductHandler(ManagerHandler):
@@ -164,7 +164,7 @@ class ManagerProductHandler(ManagerHandler):
             await self.ctx.broker.publish(
                 topic, "live.updated", lives.live_to_wire(unpinned)
             )
-        self.write_json(products.product_to_wire(after))
+        self.write_json(products.manager_product_to_wire(after))
 
     async def delete(self, slug: str, raw_product_id: str) -> None:
         product_id = parse_int_id(raw_product_id, "product_id")
@@ -285,6 +285,10 @@ def parse_product_fields(body: dict[str, Any], *, partial: bool) -> dict[str, An
         fields["visible"] = get_bool(body, "visible")
     if "position" in body:
         fields["position"] = get_int(body, "position", minimum=0, maximum=10**6)
+    if "low_stock_threshold" in body:
+        fields["low_stock_threshold"] = get_int(
+            body, "low_stock_threshold", minimum=0, maximum=MAX_STOCK
+        )
 
     minimum = fields.get("min_quantity")
     maximum = fields.get("max_quantity")

@@ -13,11 +13,13 @@ import tornado.websocket
 from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream, StreamBufferFullError, StreamClosedError
 
+from handlers.auth import AuthError, verify_access_token
 from handlers.base import OUTAGE_ERRORS
 from handlers.context import AppContext
 from realtime.frames import encode, ping_frame, text_frame
 from realtime.limits import TokenBucket
 from realtime.topics import TOPIC_PATTERN, Position
+from store import orders
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,10 @@ class CloseCode(enum.IntEnum):
     POLICY_VIOLATION = 1008
     SERVICE_RESTART = 1012
     TRY_AGAIN_LATER = 1013
+    # Application codes (4000-4999): a manager socket without valid credentials,
+    # and one whose manager may not follow the topic.
+    UNAUTHORIZED = 4001
+    FORBIDDEN = 4003
 
 
 class SocketHandler(tornado.websocket.WebSocketHandler):
@@ -47,6 +53,7 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
         self.ping_sent_at = 0.0
         self.pong_received_at = 0.0
         self._retry_after = 1
+        self.manager: dict[str, Any] | None = None
 
     def prepare(self) -> None:
         limiter = self.ctx.connect_limiter
@@ -122,6 +129,9 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
             return
 
         op = request.get("op")
+        if op == "auth":
+            await self._authenticate(request)
+            return
         topic = request.get("topic")
         if not isinstance(topic, str) or not TOPIC_PATTERN.match(topic):
             self._send_error(
@@ -141,11 +151,75 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
                 topic, "invalid_op", f"op must be subscribe or unsubscribe, got {op!r}"
             )
 
-    async def _subscribe(self, topic: str, request: dict[str, Any]) -> None:
-        if not topic.startswith("live:"):
-            # TODO: authorise order, chat and manager topics by their tokens.
-            self._send_error(topic, "forbidden", "only live topics are open to buyers")
+    async def _authenticate(self, request: dict[str, Any]) -> None:
+        """Check a manager's access token, sent as the socket's first message."""
+        token = request.get("token")
+        if not isinstance(token, str) or not token:
+            self.close(CloseCode.UNAUTHORIZED, "send the access token in token")
             return
+        try:
+            self.manager = await verify_access_token(
+                token, self.ctx.settings.jwt_secret, self.ctx.broker.client
+            )
+        except AuthError as exc:
+            self.close(CloseCode.UNAUTHORIZED, exc.message)
+            return
+        self.send_frame(
+            text_frame(
+                encode(
+                    {
+                        "op": "authenticated",
+                        "manager_id": int(self.manager["sub"]),
+                        "role": self.manager["role"],
+                    }
+                )
+            )
+        )
+
+    async def _authorize(self, topic: str, request: dict[str, Any]) -> bool:
+        """Tell whether this socket may follow ``topic``; report or close if not."""
+        kind, _, name = topic.partition(":")
+        if kind == "live":
+            if await self.ctx.lives.exists(name):
+                return True
+            self._send_error(topic, "unknown_topic", f"there is no live {topic}")
+            return False
+
+        if kind == "order":
+            if self.manager is not None:
+                return True
+            token = request.get("token")
+            if isinstance(token, str) and token:
+                async with self.ctx.pool.acquire() as connection:
+                    if await orders.read_token_opens(connection, name.upper(), token):
+                        return True
+            self._send_error(topic, "forbidden", "send the order's read token in token")
+            return False
+
+        if kind in ("managers", "manager"):
+            if self.manager is None:
+                self.close(
+                    CloseCode.UNAUTHORIZED,
+                    "manager topics need {op: auth, token} first",
+                )
+                return False
+            if (
+                kind == "manager"
+                and name != self.manager["sub"]
+                and self.manager["role"] != "admin"
+            ):
+                self.close(CloseCode.FORBIDDEN, "only admins follow other managers")
+                return False
+            if kind == "managers" and not await self.ctx.lives.exists(name):
+                self._send_error(topic, "unknown_topic", f"there is no live {name}")
+                return False
+            return True
+
+        # TODO: chat topics, opened by the cart's session token or a manager.
+        self._send_error(topic, "forbidden", f"{kind} topics are not open")
+        return False
+
+    async def _subscribe(self, topic: str, request: dict[str, Any]) -> None:
         if topic in self.topics:
             self._send_error(topic, "already_subscribed", "already subscribed")
             return
@@ -174,9 +248,8 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
         # the meantime is refused.
         self.topics.add(topic)
         try:
-            if not await self.ctx.lives.exists(topic.removeprefix("live:")):
+            if not await self._authorize(topic, request):
                 self.topics.discard(topic)
-                self._send_error(topic, "unknown_topic", f"there is no live {topic}")
                 return
             subscribed = await self.ctx.broker.subscribe(self, topic, epoch, offset)
         except OUTAGE_ERRORS as exc:

@@ -7,7 +7,18 @@ from typing import Any
 
 import tornado.web
 
-from handlers import auth, carts, health, lives, manager_lives, orders, pages, ws
+from handlers import (
+    accounts,
+    auth,
+    carts,
+    health,
+    lives,
+    manager_lives,
+    order_desk,
+    orders,
+    pages,
+    ws,
+)
 from handlers.context import AppContext
 from server.logs import log_request
 
@@ -15,6 +26,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 SLUG = r"([a-z0-9][a-z0-9-]{0,62})"
 ID = r"([^/]+)"
+ORDER_CODE = r"([0-9A-Za-z]{8})"
 
 # Inbound WebSocket messages are small JSON commands.
 MAX_WS_MESSAGE = 64 * 1024
@@ -46,6 +58,8 @@ def make_app(ctx: AppContext) -> tornado.web.Application:
         (rf"/api/v1/orders/{ID}", orders.OrderHandler, deps),
         (r"/api/v1/manager/login", auth.LoginHandler, deps),
         (r"/api/v1/manager/refresh", auth.RefreshHandler, deps),
+        (r"/api/v1/manager/logout", auth.LogoutHandler, deps),
+        (r"/api/v1/manager/accounts", accounts.AccountsHandler, deps),
         (r"/api/v1/manager/lives", manager_lives.ManagerLivesHandler, deps),
         (rf"/api/v1/manager/lives/{SLUG}", manager_lives.ManagerLiveHandler, deps),
         (
@@ -56,6 +70,22 @@ def make_app(ctx: AppContext) -> tornado.web.Application:
         (
             rf"/api/v1/manager/lives/{SLUG}/products/{ID}",
             manager_lives.ManagerProductHandler,
+            deps,
+        ),
+        (rf"/api/v1/manager/lives/{SLUG}/orders", order_desk.OrdersHandler, deps),
+        (
+            rf"/api/v1/manager/lives/{SLUG}/orders/counts",
+            order_desk.OrderCountsHandler,
+            deps,
+        ),
+        (
+            rf"/api/v1/manager/lives/{SLUG}/orders/export.csv",
+            order_desk.OrderExportHandler,
+            deps,
+        ),
+        (
+            rf"/api/v1/manager/lives/{SLUG}/orders/{ORDER_CODE}",
+            order_desk.OrderHandler,
             deps,
         ),
         (r"/", pages.PageHandler, {"path": STATIC_DIR / "index.html"}),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from dataclasses import dataclass
 
 import asyncpg
 
@@ -75,13 +76,23 @@ async def issue_refresh_token(
     return token
 
 
+@dataclass
+class Rotation:
+    """The outcome of presenting a refresh token."""
+
+    manager: asyncpg.Record | None = None
+    token: str | None = None
+    # Set when a spent token came back: its whole family was revoked.
+    reused_family: uuid.UUID | None = None
+
+
 async def rotate_refresh_token(
     connection: Connection, token: str, ttl_seconds: int
-) -> tuple[asyncpg.Record, str] | None:
+) -> Rotation:
     """Spend a refresh token and issue its successor in the same family.
 
-    Returns None for an unknown, expired or revoked token. Presenting a token that was
-    already spent means it leaked, so the whole family is revoked.
+    An unknown, expired or revoked token gives an empty Rotation. Presenting a token
+    that was already spent means it leaked, so the whole family is revoked.
     """
     async with connection.transaction():
         row = await connection.fetchrow(
@@ -92,16 +103,12 @@ async def rotate_refresh_token(
             tokens.digest(token),
         )
         if row is None or row["revoked_at"] is not None:
-            return None
+            return Rotation()
         if row["used_at"] is not None:
-            await connection.execute(
-                "UPDATE refresh_tokens SET revoked_at = now()"
-                " WHERE family = $1 AND revoked_at IS NULL",
-                row["family"],
-            )
-            return None
+            await revoke_family(connection, row["family"])
+            return Rotation(reused_family=row["family"])
         if row["expires_at"] <= dt.datetime.now(dt.UTC):
-            return None
+            return Rotation()
 
         await connection.execute(
             "UPDATE refresh_tokens SET used_at = now() WHERE id = $1", row["id"]
@@ -109,4 +116,18 @@ async def rotate_refresh_token(
         successor = await issue_refresh_token(
             connection, row["manager_id"], ttl_seconds, row["family"]
         )
-    return row, successor
+    return Rotation(manager=row, token=successor)
+
+
+async def revoke_family(connection: Connection, family: uuid.UUID) -> None:
+    await connection.execute(
+        "UPDATE refresh_tokens SET revoked_at = now()"
+        " WHERE family = $1 AND revoked_at IS NULL",
+        family,
+    )
+
+
+async def list_managers(connection: Connection) -> list[asyncpg.Record]:
+    return await connection.fetch(
+        "SELECT id, username, role, created_at FROM managers ORDER BY id"
+    )

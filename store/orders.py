@@ -372,3 +372,11 @@ async def _order_to_wire(connection: Connection, row: asyncpg.Record) -> dict[st
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
     }
+
+
+async def read_token_opens(connection: Connection, code: str, read_token: str) -> bool:
+    """Tell whether ``read_token`` opens order ``code``, in constant time."""
+    stored = await connection.fetchval(
+        "SELECT read_token_digest FROM orders WHERE code = $1", code
+    )
+    return tokens.matches(stored, read_token)

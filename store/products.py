@@ -12,7 +12,8 @@ from store.pool import Connection, required
 
 PRODUCT_COLUMNS = (
     "id, live_id, sku, name, description, image_url, price_cents, tiers, "
-    "min_quantity, step, max_quantity, stock, visible, position, version"
+    "min_quantity, step, max_quantity, stock, visible, position, version, "
+    "low_stock_threshold"
 )
 
 
@@ -47,7 +48,15 @@ EDITABLE_FIELDS = (
     "stock",
     "visible",
     "position",
+    "low_stock_threshold",
 )
+
+
+def manager_product_to_wire(row: asyncpg.Record) -> dict[str, Any]:
+    """The product as managers see it: the public fields and the internal ones."""
+    product = product_to_wire(row)
+    product["low_stock_threshold"] = row["low_stock_threshold"]
+    return product
 
 
 def product_to_wire(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:

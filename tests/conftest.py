@@ -175,7 +175,9 @@ class Response:
         self.status = status
         self.raw = body
         self.headers = headers
-        self.json: Any = orjson.loads(body) if body else None
+        self.json: Any = None
+        if body and "json" in headers.get("Content-Type", ""):
+            self.json = orjson.loads(body)
 
     @property
     def error(self) -> dict[str, Any]:

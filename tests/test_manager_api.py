@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 import jwt
 import pytest
@@ -71,7 +72,13 @@ async def test_manager_routes_need_bearer(api, database_url, settings):
     await create_live(api)
     good = api.access_token
     expired = jwt.encode(
-        {"sub": "1", "role": "admin", "aud": JWT_AUDIENCE, "exp": int(time.time()) - 5},
+        {
+            "sub": "1",
+            "role": "admin",
+            "fam": str(uuid.uuid4()),
+            "aud": JWT_AUDIENCE,
+            "exp": int(time.time()) - 5,
+        },
         settings.jwt_secret,
         algorithm=JWT_ALGORITHM,
     )
@@ -252,3 +259,78 @@ async def test_hidden_products_not_public(api, database_url):
         "VIS",
         "HID",
     ]
+
+
+@pytest.mark.gen_test
+async def test_reused_refresh_revokes_access_token(api, database_url):
+    tokens = await login_manager(api, database_url)
+    await api.post(
+        "/api/v1/manager/refresh", {"refresh_token": tokens["refresh_token"]}
+    )
+
+    before = await api.get("/api/v1/manager/accounts")
+    await api.post(
+        "/api/v1/manager/refresh", {"refresh_token": tokens["refresh_token"]}
+    )
+    after = await api.get("/api/v1/manager/accounts")
+
+    assert before.status == 200
+    assert after.status == 401
+    assert after.error["code"] == "token_revoked"
+
+
+@pytest.mark.gen_test
+async def test_logout_revokes_tokens(api, database_url):
+    tokens = await login_manager(api, database_url)
+
+    logout = await api.post("/api/v1/manager/logout")
+    access = await api.get("/api/v1/manager/accounts")
+    refresh = await api.post(
+        "/api/v1/manager/refresh", {"refresh_token": tokens["refresh_token"]}
+    )
+
+    assert logout.status == 204
+    assert access.status == 401
+    assert access.error["code"] == "token_revoked"
+    assert refresh.status == 401
+
+
+@pytest.mark.gen_test
+async def test_login_throttled_after_five_failures(api, database_url):
+    await login_manager(api, database_url)
+    wrong = {"username": "host1", "password": "wrong password"}
+
+    statuses = [
+        (await api.post("/api/v1/manager/login", wrong)).status for _ in range(5)
+    ]
+    blocked = await api.post(
+        "/api/v1/manager/login", {"username": "host1", "password": MANAGER_PASSWORD}
+    )
+
+    assert statuses == [401] * 5
+    assert blocked.status == 429
+    assert blocked.error["code"] == "too_many_attempts"
+    assert 1 <= int(blocked.headers["Retry-After"]) <= 60
+
+
+@pytest.mark.gen_test
+async def test_accounts_are_admin_only(api, database_url):
+    await login_manager(api, database_url, username="boss", role="admin")
+    created = await api.post(
+        "/api/v1/manager/accounts",
+        {"username": "host2", "password": MANAGER_PASSWORD, "role": "host"},
+    )
+    await login_manager(api, database_url, username="host3", role="host")
+
+    listed = await api.get("/api/v1/manager/accounts")
+    create = await api.post(
+        "/api/v1/manager/accounts",
+        {"username": "x", "password": MANAGER_PASSWORD, "role": "admin"},
+    )
+    lives = await api.post("/api/v1/manager/lives", {"slug": "by-host", "title": "x"})
+
+    assert created.status == 201
+    assert created.json["role"] == "host"
+    assert listed.status == 403
+    assert create.status == 403
+    assert lives.status == 201
