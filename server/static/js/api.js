@@ -6,18 +6,20 @@
 const API_ROOT = '/api/v1';
 
 /**
- * A failed API call. `code`, `message`, `field` and `lines` come from the server's
+ * A failed API call. `code`, `message`, `field`, `lines` and `productIds` (the error's
+ * `product_ids`, e.g. of `product_unavailable`) come from the server's
  * `{"error": {...}}` body. `status` is the HTTP status, or 0 when the request never got
  * a response (then `code` is 'network_error').
  */
 export class ApiError extends Error {
-  constructor({ status, code, message, field = null, lines = null, retryAfterSeconds = null }) {
+  constructor({ status, code, message, field = null, lines = null, productIds = null, retryAfterSeconds = null }) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
     this.code = code;
     this.field = field;
     this.lines = lines;
+    this.productIds = productIds;
     this.retryAfterSeconds = retryAfterSeconds;
   }
 
@@ -66,6 +68,7 @@ function toApiError(response, payload) {
       message: detail.message || `Request failed with HTTP ${response.status}.`,
       field: detail.field ?? null,
       lines: Array.isArray(detail.lines) ? detail.lines : null,
+      productIds: Array.isArray(detail.product_ids) ? detail.product_ids : null,
       retryAfterSeconds,
     });
   }

@@ -2,10 +2,9 @@
 
 import { el, safeUrl, setMessage } from './dom.js';
 import { formatCents } from './money.js';
+import { formatCount } from './numbers.js';
 import { minValidQuantity, quantityStep, snapQuantity } from './quantity.js';
 import { renderStepper } from './stepper.js';
-
-const countFormat = new Intl.NumberFormat('pt-BR');
 
 /**
  * Renders the cart of a CartStore into the drawer elements and sends the buyer's
@@ -22,10 +21,11 @@ export class CartPanel {
     this.elements = elements;
     this.getProduct = getProduct;
     this.getCurrency = getCurrency;
-    // product id -> {price, stock, error}: notes shown under a line until the buyer changes it
+    // product id -> {price, stock, unavailable, error}: notes shown under a line until
+    // the buyer changes it
     this.notes = new Map();
     store.addEventListener('change', (event) => {
-      this._recordPriceChanges(event.detail?.cart);
+      this._recordLineChanges(event.detail?.cart);
       this.render();
     });
   }
@@ -38,6 +38,11 @@ export class CartPanel {
   /** Shows "only N left" under a line, after a checkout returned `stock_short`. */
   noteStockShort(productId, available) {
     this._note(productId).stock = available;
+  }
+
+  /** Marks a line as no longer on sale, after a checkout returned `product_unavailable`. */
+  noteUnavailable(productId) {
+    this._note(productId).unavailable = true;
   }
 
   setMessage(message) {
@@ -64,41 +69,25 @@ export class CartPanel {
             'dl',
             { class: 'cart__totals' },
             el('dt', {}, 'Units'),
-            el('dd', {}, countFormat.format(cart.item_count)),
+            el('dd', {}, formatCount(cart.item_count)),
             el('dt', { class: 'cart__total-label' }, 'Total'),
             el('dd', { class: 'cart__total' }, money(cart.total_cents)),
           ),
     );
     this.elements.checkoutSection.hidden = lines.length === 0;
-    this.elements.headerCount.textContent = countFormat.format(cart?.item_count ?? 0);
+    this.elements.headerCount.textContent = formatCount(cart?.item_count ?? 0);
     this.elements.headerTotal.textContent = lines.length ? money(cart.total_cents) : '';
   }
 
   _renderLine(line, money) {
     const product = this.getProduct(line.product_id);
     const note = this.notes.get(line.product_id) ?? {};
+    const unavailable = line.available === false || note.unavailable === true;
     const imageUrl = safeUrl(line.image_url);
-    const step = quantityStep(product);
-    const label = `Quantity of ${line.name}`;
-
-    const stepper = renderStepper({
-      value: line.quantity,
-      min: product ? minValidQuantity(product) : step,
-      max: Infinity,
-      step,
-      label,
-      normalize: (value) => {
-        if (value <= 0) {
-          return 0;
-        }
-        return product ? snapQuantity(product, value) : value;
-      },
-      onChange: (quantity) => this._change(line.product_id, () => this.store.setQuantity(line.product_id, quantity)),
-    });
 
     return el(
       'li',
-      { class: 'line', dataset: { productId: line.product_id } },
+      { class: `line${unavailable ? ' line--unavailable' : ''}`, dataset: { productId: line.product_id } },
       imageUrl
         ? el('img', { class: 'line__image', src: imageUrl, alt: '', loading: 'lazy' })
         : el('div', { class: 'line__image line__image--empty', 'aria-hidden': 'true' }),
@@ -111,12 +100,16 @@ export class CartPanel {
       el(
         'div',
         { class: 'line__controls' },
-        stepper,
+        // The server rejects a new quantity for a product that is off sale (404), so
+        // such a line offers only its removal.
+        unavailable
+          ? el('p', { class: 'line__quantity' }, `${formatCount(line.quantity)} units`)
+          : this._renderStepper(line, product),
         el(
           'button',
           {
             type: 'button',
-            class: 'button button--quiet',
+            class: unavailable ? 'button button--danger' : 'button button--quiet',
             'aria-label': `Remove ${line.name}`,
             onclick: () => this._change(line.product_id, () => this.store.remove(line.product_id)),
           },
@@ -124,12 +117,33 @@ export class CartPanel {
         ),
       ),
       el('p', { class: 'line__total' }, money(line.line_total_cents)),
-      this._renderNotes(line, product, note, money),
+      this._renderNotes(line, product, note, unavailable, money),
     );
   }
 
-  _renderNotes(line, product, note, money) {
+  _renderStepper(line, product) {
+    const step = quantityStep(product);
+    return renderStepper({
+      value: line.quantity,
+      min: product ? minValidQuantity(product) : step,
+      max: Infinity,
+      step,
+      label: `Quantity of ${line.name}`,
+      normalize: (value) => {
+        if (value <= 0) {
+          return 0;
+        }
+        return product ? snapQuantity(product, value) : value;
+      },
+      onChange: (quantity) => this._change(line.product_id, () => this.store.setQuantity(line.product_id, quantity)),
+    });
+  }
+
+  _renderNotes(line, product, note, unavailable, money) {
     const notes = [];
+    if (unavailable) {
+      notes.push(el('p', { class: 'note note--danger' }, 'No longer on sale — remove it to place the order'));
+    }
     if (note.price) {
       notes.push(
         el(
@@ -139,13 +153,15 @@ export class CartPanel {
         ),
       );
     }
-    const available = note.stock ?? (product && product.stock < line.quantity ? product.stock : null);
-    if (available !== null && available !== undefined) {
+    // The live product follows stock events, so it is usually newer than the cart line.
+    const stock = product?.stock ?? line.stock;
+    const available = note.stock ?? (typeof stock === 'number' && stock < line.quantity ? stock : null);
+    if (!unavailable && available !== null && available !== undefined) {
       notes.push(
         el(
           'p',
           { class: 'note note--warning' },
-          available === 0 ? 'Sold out: remove this line to place the order' : `Only ${countFormat.format(available)} left`,
+          available === 0 ? 'Sold out: remove this line to place the order' : `Only ${formatCount(available)} left`,
         ),
       );
     }
@@ -166,10 +182,15 @@ export class CartPanel {
     }
   }
 
-  _recordPriceChanges(cart) {
+  /** Records the price changes of a new cart response and drops notes it proves stale. */
+  _recordLineChanges(cart) {
     for (const line of cart?.lines ?? []) {
       if (line.previous_unit_price_cents !== undefined && line.previous_unit_price_cents !== null) {
         this.notePriceChange(line.product_id, line.previous_unit_price_cents, line.unit_price_cents);
+      }
+      // The product is on sale again since a checkout reported it unavailable.
+      if (line.available === true && this.notes.get(line.product_id)?.unavailable) {
+        delete this.notes.get(line.product_id).unavailable;
       }
     }
   }

@@ -6,6 +6,9 @@
 
 import { ApiError, createCart, getCart, removeCartItem, setCartItem } from './api.js';
 
+/** Minimum time in milliseconds between the cart reads that scheduleRefresh() starts. */
+export const REFRESH_INTERVAL_MS = 500;
+
 function storageKey(slug) {
   return `vitrine.cart.${slug}`;
 }
@@ -23,6 +26,8 @@ export class CartStore extends EventTarget {
     this.cart = null;
     this.credentials = this._loadCredentials();
     this._queue = Promise.resolve();
+    this._refreshTimer = null;
+    this._refreshWaiting = false;
   }
 
   /**
@@ -30,26 +35,12 @@ export class CartStore extends EventTarget {
    * already checked out, is dropped. Other errors are thrown and the stored cart kept.
    */
   restore() {
-    return this._enqueue(async () => {
-      if (!this.credentials) {
-        return null;
-      }
-      try {
-        const cart = await getCart(this.credentials);
-        if (cart.status === 'checked_out') {
-          this.forget();
-          return null;
-        }
-        this._setCart(cart);
-        return cart;
-      } catch (error) {
-        if (isCartGone(error)) {
-          this.forget();
-          return null;
-        }
-        throw error;
-      }
-    });
+    return this._enqueue(() => this._reload());
+  }
+
+  /** Returns whether the cart has a line for `productId`. */
+  contains(productId) {
+    return this.cart?.lines.some((line) => line.product_id === productId) ?? false;
   }
 
   quantityOf(productId) {
@@ -77,13 +68,34 @@ export class CartStore extends EventTarget {
     });
   }
 
+  /** Reads the cart again, like restore(). */
   refresh() {
-    return this._enqueue(async () => {
-      if (!this.credentials) {
-        return null;
+    return this._enqueue(() => this._reload());
+  }
+
+  /**
+   * Reads the cart again soon, e.g. after an event changed the price or stock of one of
+   * its products, so the lines and total show the new prices. Calls within
+   * REFRESH_INTERVAL_MS of the first one share one read, which starts after that
+   * interval, so scheduled reads start at least that far apart. The read waits in the
+   * change queue like every change.
+   */
+  scheduleRefresh() {
+    if (!this.credentials || this._refreshTimer !== null) {
+      return;
+    }
+    this._refreshTimer = setTimeout(() => {
+      this._refreshTimer = null;
+      // A read still waiting in the queue starts later and covers this call too.
+      if (this._refreshWaiting) {
+        return;
       }
-      return this._setCart(await getCart(this.credentials));
-    });
+      this._refreshWaiting = true;
+      this._enqueue(() => {
+        this._refreshWaiting = false;
+        return this._reload();
+      }).catch((error) => console.warn('cart: reading the cart after a product change failed', error));
+    }, REFRESH_INTERVAL_MS);
   }
 
   /** Drops the cart from memory and localStorage, e.g. after checkout. */
@@ -117,6 +129,26 @@ export class CartStore extends EventTarget {
       this.forget();
       await this._create();
       return this._setCart(await call(this.credentials));
+    }
+  }
+
+  async _reload() {
+    if (!this.credentials) {
+      return null;
+    }
+    try {
+      const cart = await getCart(this.credentials);
+      if (cart.status === 'checked_out') {
+        this.forget();
+        return null;
+      }
+      return this._setCart(cart);
+    } catch (error) {
+      if (isCartGone(error)) {
+        this.forget();
+        return null;
+      }
+      throw error;
     }
   }
 

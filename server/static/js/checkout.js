@@ -1,7 +1,7 @@
 /** Checkout form of the live page: collects the buyer's details and places the order. */
 
 import { ApiError, checkout } from './api.js';
-import { setMessage } from './dom.js';
+import { el, setMessage } from './dom.js';
 import { orderLink, saveOrder } from './saved-orders.js';
 
 const FIELDS = ['company_name', 'tax_id', 'contact_name', 'phone', 'email', 'notes'];
@@ -38,6 +38,12 @@ export function setupCheckout({ form, store, panel, navigate = (url) => location
   const formMessage = form.querySelector('[data-role="form-message"]');
   // The last submission whose outcome is unknown: {key, bodyJson}
   let unconfirmed = null;
+  // Drops a cart that is already checked out, so the next add creates a new cart.
+  const startNewCart = () => {
+    unconfirmed = null;
+    setMessage(formMessage, '');
+    store.forget();
+  };
 
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
@@ -78,7 +84,7 @@ export function setupCheckout({ form, store, panel, navigate = (url) => location
       } else if (!(error instanceof ApiError && error.code === 'cart_closed')) {
         unconfirmed = null;
       }
-      await showCheckoutError(error, { form, formMessage, store, panel });
+      await showCheckoutError(error, { form, formMessage, store, panel, startNewCart });
     } finally {
       submitButton.disabled = false;
       submitButton.textContent = 'Place order';
@@ -109,7 +115,7 @@ function validateRequired(form, buyer) {
   return firstInvalid === null;
 }
 
-async function showCheckoutError(error, { form, formMessage, store, panel }) {
+async function showCheckoutError(error, { form, formMessage, store, panel, startNewCart }) {
   if (!(error instanceof ApiError)) {
     console.error('checkout failed', error);
     setMessage(formMessage, 'Something went wrong while placing the order. Try again.');
@@ -136,9 +142,31 @@ async function showCheckoutError(error, { form, formMessage, store, panel }) {
         ? 'Some products have less stock than your cart holds. Lower the marked quantities and place the order again.'
         : 'Some prices changed. Review the new prices above and place the order again to accept them.',
     );
-    // The cart now contains the new prices, or may have lost lines. The refreshed lines
-    // keep the notes recorded above.
-    await store.refresh().catch((refreshError) => console.warn('cart refresh failed', refreshError));
+    await refreshCart(store);
+    return;
+  }
+
+  if (error.code === 'product_unavailable') {
+    for (const productId of error.productIds ?? []) {
+      panel.noteUnavailable(productId);
+    }
+    setMessage(
+      formMessage,
+      'Some products in your cart are no longer on sale. Remove the marked lines and place the order again.',
+    );
+    await refreshCart(store);
+    return;
+  }
+
+  if (error.code === 'cart_empty') {
+    setMessage(formMessage, 'Your cart has no products, so there is nothing to order. Add products from the live first.');
+    // The cart was probably emptied in another tab, so show the cart the server stores.
+    await refreshCart(store);
+    return;
+  }
+
+  if (error.code === 'live_ended') {
+    setMessage(formMessage, 'This live has ended, so it no longer takes orders.');
     return;
   }
 
@@ -155,11 +183,23 @@ async function showCheckoutError(error, { form, formMessage, store, panel }) {
     return;
   }
   if (error.code === 'cart_closed') {
-    setMessage(formMessage, 'This cart was already checked out. Reload the page to start a new cart.');
+    setMessage(
+      formMessage,
+      'This cart was already checked out, maybe in another tab, so it takes no more orders. Start a new cart to keep shopping. ',
+    );
+    formMessage.append(el('button', { type: 'button', class: 'button', onclick: startNewCart }, 'Start a new cart'));
     return;
   }
-  // items[2].quantity and other fields outside the form, live_ended, 401, 403, 413, 422
+  // items[2].quantity and other fields outside the form, 401, 403, 413, 422
   setMessage(formMessage, error.message);
+}
+
+/**
+ * Reads the cart after a rejected checkout, because it may now contain new prices or
+ * fewer lines. The refreshed lines keep the notes recorded from the error.
+ */
+async function refreshCart(store) {
+  await store.refresh().catch((refreshError) => console.warn('cart refresh failed', refreshError));
 }
 
 function showFieldError(form, name, message) {

@@ -6,11 +6,12 @@
 import { ApiError, getOrder } from './api.js';
 import { el, setMessage } from './dom.js';
 import { formatCents } from './money.js';
+import { formatCount } from './numbers.js';
 import { findSavedOrder } from './saved-orders.js';
+import { formatTaxId } from './tax-id.js';
 
 const STATUS_LABELS = { new: 'New' };
 
-const countFormat = new Intl.NumberFormat('pt-BR');
 const dateFormat = new Intl.DateTimeFormat('pt-BR', { dateStyle: 'short', timeStyle: 'short' });
 
 const code = decodeURIComponent(location.pathname.split('/').filter(Boolean)[1] ?? '');
@@ -62,7 +63,7 @@ function renderOrder(order) {
           {},
           el('td', {}, item.name),
           el('td', { class: 'sku' }, item.sku),
-          el('td', { class: 'number' }, countFormat.format(item.quantity)),
+          el('td', { class: 'number' }, formatCount(item.quantity)),
           el('td', { class: 'number' }, money(item.unit_price_cents)),
           el('td', { class: 'number' }, money(item.line_total_cents)),
         ),
@@ -76,7 +77,7 @@ function renderOrder(order) {
         {},
         el('th', { scope: 'row' }, 'Total'),
         el('td', { class: 'sku' }),
-        el('td', { class: 'number' }, countFormat.format(order.item_count)),
+        el('td', { class: 'number' }, formatCount(order.item_count)),
         el('td', {}),
         el('td', { class: 'number' }, money(order.total_cents)),
       ),
@@ -86,7 +87,7 @@ function renderOrder(order) {
   const buyer = order.buyer ?? {};
   const details = [
     ['Company', buyer.company_name],
-    ['CNPJ', buyer.tax_id],
+    ['CNPJ', formatTaxId(buyer.tax_id)],
     ['Contact', buyer.contact_name],
     ['Phone', buyer.phone],
     ['Email', buyer.email],

@@ -2,10 +2,9 @@
 
 import { el, safeUrl } from './dom.js';
 import { formatCents } from './money.js';
+import { formatCount } from './numbers.js';
 import { maxValidQuantity, minValidQuantity, priceRows, snapQuantity, unitPriceCents } from './quantity.js';
 import { renderStepper } from './stepper.js';
-
-const countFormat = new Intl.NumberFormat('pt-BR');
 
 /**
  * Returns the card element of `product`.
@@ -26,7 +25,7 @@ export function renderProductCard(product, context) {
   const priceTable = renderPriceTable(product, money);
   const showQuantity = (value) => {
     const unitPrice = unitPriceCents(product, value);
-    subtotal.textContent = `${countFormat.format(value)} × ${money(unitPrice)} = ${money(unitPrice * value)}`;
+    subtotal.textContent = `${formatCount(value)} × ${money(unitPrice)} = ${money(unitPrice * value)}`;
     for (const row of priceTable.querySelectorAll('tr[data-min]')) {
       row.classList.toggle('is-active', Number(row.dataset.min) === activeTierMinimum(product, value));
     }
@@ -95,7 +94,7 @@ export function updateCardCartQuantity(card, cartQuantity) {
 }
 
 function inCartText(cartQuantity) {
-  return cartQuantity ? `In cart: ${countFormat.format(cartQuantity)} units` : '';
+  return cartQuantity ? `In cart: ${formatCount(cartQuantity)} units` : '';
 }
 
 function addButtonLabel(canBuy, soldOut) {
@@ -129,7 +128,7 @@ function renderPriceTable(product, money) {
         el(
           'tr',
           { dataset: { min: row.min_quantity } },
-          el('th', { scope: 'row' }, `from ${countFormat.format(row.min_quantity)} units`),
+          el('th', { scope: 'row' }, `from ${formatCount(row.min_quantity)} units`),
           el('td', {}, money(row.price_cents)),
         ),
       ),
@@ -148,12 +147,12 @@ function activeTierMinimum(product, quantity) {
 }
 
 function orderRules(product) {
-  const parts = [`Min. ${countFormat.format(minValidQuantity(product))} units`];
+  const parts = [`Min. ${formatCount(minValidQuantity(product))} units`];
   if ((product.step || 1) > 1) {
-    parts.push(`packs of ${countFormat.format(product.step)}`);
+    parts.push(`packs of ${formatCount(product.step)}`);
   }
   if (product.max_quantity !== null && product.max_quantity !== undefined) {
-    parts.push(`max. ${countFormat.format(product.max_quantity)}`);
+    parts.push(`max. ${formatCount(product.max_quantity)}`);
   }
   return parts.join(' · ');
 }
@@ -165,6 +164,6 @@ function stockText(product, belowMinimum) {
   if (product.stock === null || product.stock === undefined) {
     return '';
   }
-  const left = `${countFormat.format(product.stock)} in stock`;
+  const left = `${formatCount(product.stock)} in stock`;
   return belowMinimum ? `${left}, fewer than the minimum order` : left;
 }

@@ -6,9 +6,11 @@
 import { ApiError, getLive } from './api.js';
 import { CartStore } from './cart.js';
 import { CartPanel } from './cart-panel.js';
+import { ProductCatalog } from './catalog.js';
 import { setupCheckout } from './checkout.js';
 import { el, safeUrl, setMessage } from './dom.js';
 import { formatCents } from './money.js';
+import { formatCount } from './numbers.js';
 import { renderProductCard, updateCardCartQuantity } from './product-card.js';
 import { backoffDelay, RealtimeClient } from './realtime.js';
 import { loadSavedOrders, orderLink } from './saved-orders.js';
@@ -32,7 +34,7 @@ const page = {
 
 const state = {
   live: null,
-  products: new Map(), // id -> product
+  catalog: new ProductCatalog(),
   topicName: null,
   selectedQuantities: new Map(), // product id -> quantity chosen on the card
   cards: new Map(), // product id -> {product, pinned, canBuy, element}
@@ -50,7 +52,7 @@ const panel = new CartPanel({
     headerCount: document.getElementById('cart-count'),
     headerTotal: document.getElementById('cart-total'),
   },
-  getProduct: (id) => state.products.get(id),
+  getProduct: (id) => state.catalog.products.get(id),
   getCurrency: () => state.live?.currency ?? 'BRL',
 });
 const realtime = new RealtimeClient();
@@ -59,10 +61,13 @@ const realtime = new RealtimeClient();
 
 function applySnapshot(snapshot) {
   state.live = snapshot.live;
-  state.products = new Map(snapshot.products.map((product) => [product.id, product]));
+  state.catalog.load(snapshot.products);
   state.topicName = snapshot.topic.name;
   renderLive();
   renderProducts();
+  if (snapshot.viewers) {
+    renderViewers(snapshot.viewers.now);
+  }
 }
 
 function renderLive() {
@@ -100,7 +105,7 @@ function videoPlaceholderText(status) {
 }
 
 function sortedProducts() {
-  return [...state.products.values()].sort((a, b) => a.position - b.position || a.id - b.id);
+  return [...state.catalog.products.values()].sort((a, b) => a.position - b.position || a.id - b.id);
 }
 
 /**
@@ -108,11 +113,12 @@ function sortedProducts() {
  * grid. A card is rebuilt only when its product, pinned state or buyability changed.
  */
 function renderProducts() {
-  const pinnedIds = (state.live.pinned_product_ids ?? []).filter((id) => state.products.has(id));
+  const products = state.catalog.products;
+  const pinnedIds = (state.live.pinned_product_ids ?? []).filter((id) => products.has(id));
   const canBuy = state.live.status !== 'ended';
 
   for (const id of state.cards.keys()) {
-    if (!state.products.has(id)) {
+    if (!products.has(id)) {
       state.cards.delete(id);
     }
   }
@@ -137,7 +143,7 @@ function renderProducts() {
     return element;
   };
 
-  const pinned = pinnedIds.map((id) => cardFor(state.products.get(id), true));
+  const pinned = pinnedIds.map((id) => cardFor(products.get(id), true));
   const others = sortedProducts()
     .filter((product) => !pinnedIds.includes(product.id))
     .map((product) => cardFor(product, false));
@@ -190,26 +196,23 @@ function handleEvent(message) {
   switch (type) {
     case 'product.created':
     case 'product.updated':
-      if (data.visible === false) {
-        state.products.delete(data.id);
-      } else {
-        state.products.set(data.id, data);
+      if (state.catalog.applyProduct(data, { created: type === 'product.created' })) {
+        renderProducts();
+        refreshCartIfItContains(data.id);
       }
-      renderProducts();
       break;
     case 'product.removed':
-      state.products.delete(data.id);
+      state.catalog.remove(data.id);
       renderProducts();
+      refreshCartIfItContains(data.id);
       break;
-    case 'stock.changed': {
-      const product = state.products.get(data.product_id);
-      if (product) {
-        state.products.set(product.id, { ...product, stock: data.stock });
+    case 'stock.changed':
+      if (state.catalog.applyStock(data)) {
         renderProducts();
         panel.render();
+        refreshCartIfItContains(data.product_id);
       }
       break;
-    }
     case 'live.updated':
       state.live = data;
       renderLive();
@@ -218,14 +221,30 @@ function handleEvent(message) {
     case 'viewers.changed':
       renderViewers(data.viewers);
       break;
+    case 'topic.resynced':
+      // Announces a new epoch of the topic. The `reset` that follows refetches the state.
+      break;
     default:
       console.info('storefront: ignored event type', type);
   }
 }
 
+/**
+ * Reads the cart again when it has a line for `productId`, so a changed price, stock or
+ * availability shows in the lines and totals before checkout.
+ */
+function refreshCartIfItContains(productId) {
+  if (store.contains(productId)) {
+    store.scheduleRefresh();
+  }
+}
+
 function renderViewers(count) {
+  if (typeof count !== 'number') {
+    return;
+  }
   const element = document.getElementById('live-viewers');
-  element.textContent = `${count.toLocaleString()} watching`;
+  element.textContent = `${formatCount(count)} watching`;
   element.hidden = count <= 0;
 }
 
