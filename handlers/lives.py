@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from handlers.base import ApiHandler
-from store import lives, products
+from store import banners, lives, products
 
 
 class LiveHandler(ApiHandler):
@@ -21,6 +21,7 @@ class LiveHandler(ApiHandler):
             viewers, peak = await self.ctx.broker.presence.viewers(topic)
             live = await lives.get_by_slug(connection, slug)
             rows = await products.list_visible(connection, live["id"])
+            shown_banners = await banners.shown_banners(connection, live["id"])
 
         self.write_json(
             {
@@ -32,5 +33,6 @@ class LiveHandler(ApiHandler):
                     "offset": position.offset,
                 },
                 "viewers": {"now": viewers, "peak": peak},
+                "banners": shown_banners,
             }
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any
 
@@ -14,6 +15,7 @@ from handlers.validation import (
     SLUG_PATTERN,
     check_url,
     get_bool,
+    get_datetime,
     get_int,
     get_str,
     is_int,
@@ -31,6 +33,11 @@ MAX_STOCK = 10**9
 
 
 class ManagerLivesHandler(ManagerHandler):
+    async def get(self) -> None:
+        async with self.connection() as connection:
+            rows = await lives.list_lives(connection)
+        self.write_json({"lives": [lives.live_to_wire(row) for row in rows]})
+
     async def post(self) -> None:
         body = self.json_body()
         reject_unknown(body, ["slug", "title", "video_url", "currency"])
@@ -213,8 +220,33 @@ def product_change_events(
     return [("product.updated", new)]
 
 
+def _parse_flash_offer(body: dict[str, Any]) -> dict[str, Any]:
+    """A flash offer is a price and an end time, set together or cleared together."""
+    price = get_int(
+        body,
+        "flash_price_cents",
+        minimum=0,
+        maximum=MAX_PRICE_CENTS,
+        required=False,
+        nullable=True,
+        default=None,
+    )
+    ends_at = get_datetime(body, "flash_ends_at")
+    if (price is None) != (ends_at is None):
+        raise InvalidInput(
+            "set flash_price_cents and flash_ends_at together, or both to null to "
+            "end the offer",
+            field="flash_ends_at" if ends_at is None else "flash_price_cents",
+        )
+    if ends_at is not None and ends_at <= dt.datetime.now(dt.UTC):
+        raise InvalidInput("flash_ends_at must be in the future", field="flash_ends_at")
+    return {"flash_price_cents": price, "flash_ends_at": ends_at}
+
+
 def parse_live_patch(body: dict[str, Any]) -> dict[str, Any]:
-    reject_unknown(body, ["title", "video_url", "status", "pinned_product_ids"])
+    reject_unknown(
+        body, ["title", "video_url", "status", "pinned_product_ids", "starts_at"]
+    )
     fields: dict[str, Any] = {}
     if "title" in body:
         fields["title"] = get_str(body, "title", max_length=200)
@@ -229,6 +261,8 @@ def parse_live_patch(body: dict[str, Any]) -> dict[str, Any]:
                 "status must be scheduled, live or ended", field="status"
             )
         fields["status"] = status
+    if "starts_at" in body:
+        fields["starts_at"] = get_datetime(body, "starts_at")
     if "pinned_product_ids" in body:
         pinned = body["pinned_product_ids"]
         if not isinstance(pinned, list) or not all(is_int(item) for item in pinned):
@@ -289,6 +323,9 @@ def parse_product_fields(body: dict[str, Any], *, partial: bool) -> dict[str, An
         fields["low_stock_threshold"] = get_int(
             body, "low_stock_threshold", minimum=0, maximum=MAX_STOCK
         )
+
+    if "flash_price_cents" in body or "flash_ends_at" in body:
+        fields.update(_parse_flash_offer(body))
 
     minimum = fields.get("min_quantity")
     maximum = fields.get("max_quantity")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -184,3 +185,33 @@ def is_valid_cnpj(compact: str) -> bool:
         if values[length] != check:
             return False
     return True
+
+
+def get_datetime(
+    body: dict[str, Any], name: str, *, nullable: bool = True
+) -> dt.datetime | None:
+    """Parse an ISO 8601 time with a UTC offset, such as 2026-12-04T18:00:00Z."""
+    value = body.get(name)
+    if value is None and nullable:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(
+            f"{name} must be an ISO 8601 time such as 2026-12-04T18:00:00Z",
+            field=name,
+            code="invalid_type",
+        )
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(
+            f"{name} {value!r} is not an ISO 8601 time such as 2026-12-04T18:00:00Z",
+            field=name,
+            code="invalid",
+        ) from None
+    if parsed.tzinfo is None:
+        raise InvalidInput(
+            f"{name} needs a UTC offset, such as Z or -03:00",
+            field=name,
+            code="invalid",
+        )
+    return parsed

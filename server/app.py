@@ -12,6 +12,7 @@ from handlers import (
     auth,
     carts,
     health,
+    live_control,
     lives,
     manager_lives,
     order_desk,
@@ -72,6 +73,21 @@ def make_app(ctx: AppContext) -> tornado.web.Application:
             manager_lives.ManagerProductHandler,
             deps,
         ),
+        (
+            rf"/api/v1/manager/lives/{SLUG}/banners",
+            live_control.BannersHandler,
+            deps,
+        ),
+        (
+            rf"/api/v1/manager/lives/{SLUG}/banners/{ID}",
+            live_control.BannerHandler,
+            deps,
+        ),
+        (
+            rf"/api/v1/manager/lives/{SLUG}/dashboard",
+            live_control.DashboardHandler,
+            deps,
+        ),
         (rf"/api/v1/manager/lives/{SLUG}/orders", order_desk.OrdersHandler, deps),
         (
             rf"/api/v1/manager/lives/{SLUG}/orders/counts",
@@ -90,6 +106,11 @@ def make_app(ctx: AppContext) -> tornado.web.Application:
         ),
         (r"/", pages.PageHandler, {"path": STATIC_DIR / "index.html"}),
         (rf"/live/{SLUG}/?", pages.PageHandler, {"path": STATIC_DIR / "live.html"}),
+        (
+            r"/panel(?:/.*)?",
+            pages.PageHandler,
+            {"path": STATIC_DIR / "panel" / "index.html"},
+        ),
         (rf"/orders/{ID}", pages.PageHandler, {"path": STATIC_DIR / "order.html"}),
     ]
     return tornado.web.Application(

@@ -17,6 +17,7 @@ from realtime.broker import Broker, connect_redis
 from realtime.heartbeat import Heartbeat
 from realtime.limits import AddressLimiter
 from server.app import make_app
+from server.scheduler import Scheduler
 from server.settings import Settings
 from store.pool import create_pool
 
@@ -86,6 +87,9 @@ async def serve(settings: Settings) -> None:
         ctx.sockets, settings.ws_ping_interval, settings.ws_ping_timeout
     )
     heartbeat_task = asyncio.create_task(heartbeat.run(), name="heartbeat")
+    scheduler_task = asyncio.create_task(
+        Scheduler(pool, broker).run(), name="scheduler"
+    )
 
     app = make_app(ctx)
     server = HTTPServer(
@@ -116,6 +120,7 @@ async def serve(settings: Settings) -> None:
 
     await stopping.wait()
     heartbeat_task.cancel()
+    scheduler_task.cancel()
     await shutdown(ctx, server)
 
 

@@ -10,11 +10,12 @@ import asyncpg
 from store import tokens
 from store.errors import AccessDenied, Conflict, NotFound, StockShort
 from store.pool import Connection
-from store.pricing import check_quantity, unit_price_cents
+from store.pricing import check_quantity, product_unit_price
 
 _LINE_QUERY = """
 SELECT ci.product_id, ci.quantity, ci.seen_unit_price_cents,
-       p.sku, p.name, p.image_url, p.price_cents, p.tiers, p.stock, p.visible
+       p.sku, p.name, p.image_url, p.price_cents, p.tiers, p.stock, p.visible,
+       p.flash_price_cents, p.flash_ends_at
 FROM cart_items ci
 JOIN products p ON p.id = ci.product_id
 WHERE ci.cart_id = $1
@@ -85,7 +86,7 @@ async def view(connection: Connection, cart: asyncpg.Record) -> dict[str, Any]:
     item_count = 0
 
     for row in rows:
-        unit_price = unit_price_cents(row["price_cents"], row["tiers"], row["quantity"])
+        unit_price = product_unit_price(row, row["quantity"])
         line_total = unit_price * row["quantity"]
         line: dict[str, Any] = {
             "product_id": row["product_id"],
@@ -143,7 +144,8 @@ async def set_quantity(
         return
 
     product = await connection.fetchrow(
-        "SELECT id, name, price_cents, tiers, min_quantity, step, max_quantity, stock"
+        "SELECT id, name, price_cents, tiers, min_quantity, step, max_quantity, stock,"
+        " flash_price_cents, flash_ends_at"
         " FROM products WHERE id = $1 AND live_id = $2 AND visible",
         product_id,
         cart["live_id"],
@@ -170,7 +172,7 @@ async def set_quantity(
             },
         )
 
-    unit_price = unit_price_cents(product["price_cents"], product["tiers"], quantity)
+    unit_price = product_unit_price(product, quantity)
     await connection.execute(
         """
         INSERT INTO cart_items (cart_id, product_id, quantity, seen_unit_price_cents)

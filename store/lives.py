@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import asyncpg
@@ -11,7 +12,7 @@ from store.pool import Connection, required
 
 LIVE_COLUMNS = (
     "id, slug, title, status, video_url, currency, pinned_product_ids, "
-    "created_at, updated_at"
+    "starts_at, started_at, ended_at, created_at, updated_at"
 )
 
 MAX_PINNED = 3
@@ -32,9 +33,18 @@ def live_to_wire(row: asyncpg.Record) -> dict[str, Any]:
         "video_url": row["video_url"],
         "currency": row["currency"],
         "pinned_product_ids": list(row["pinned_product_ids"]),
+        "starts_at": row["starts_at"],
+        "started_at": row["started_at"],
+        "ended_at": row["ended_at"],
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
     }
+
+
+async def list_lives(connection: Connection) -> list[asyncpg.Record]:
+    return await connection.fetch(
+        f"SELECT {LIVE_COLUMNS} FROM lives ORDER BY created_at DESC, id DESC"
+    )
 
 
 async def get_by_slug(connection: Connection, slug: str) -> asyncpg.Record:
@@ -102,6 +112,10 @@ async def update(
     if not fields:
         return before, before
 
+    if moving and status == "live":
+        fields = {**fields, "started_at": dt.datetime.now(dt.UTC)}
+    if moving and status == "ended":
+        fields = {**fields, "ended_at": dt.datetime.now(dt.UTC)}
     assignments = ", ".join(
         f"{name} = ${index + 2}" for index, name in enumerate(fields)
     )

@@ -19,7 +19,7 @@ from store.errors import (
     StockShort,
 )
 from store.pool import Connection, required
-from store.pricing import check_quantity, unit_price_cents
+from store.pricing import check_quantity, product_unit_price
 from store.products import StockLevel
 
 # Crockford's base32 without I, L, O and U: easy to read aloud over the phone.
@@ -116,7 +116,8 @@ async def _checkout(
         """
         SELECT ci.product_id, ci.quantity, ci.seen_unit_price_cents,
                p.sku, p.name, p.price_cents, p.tiers, p.min_quantity, p.step,
-               p.max_quantity, p.stock, p.visible
+               p.max_quantity, p.stock, p.visible, p.flash_price_cents,
+               p.flash_ends_at
         FROM cart_items ci
         JOIN products p ON p.id = ci.product_id
         WHERE ci.cart_id = $1
@@ -200,7 +201,7 @@ def _price_lines(lines: list[asyncpg.Record]) -> list[dict[str, Any]]:
                 }
             )
 
-        unit_price = unit_price_cents(line["price_cents"], line["tiers"], quantity)
+        unit_price = product_unit_price(line, quantity)
         if unit_price != line["seen_unit_price_cents"]:
             changed.append(
                 {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -12,17 +13,45 @@ MAX_QUANTITY = 1_000_000
 
 
 def unit_price_cents(
-    price_cents: int, tiers: Sequence[Mapping[str, int]], quantity: int
+    price_cents: int,
+    tiers: Sequence[Mapping[str, int]],
+    quantity: int,
+    flash_price_cents: int | None = None,
 ) -> int:
     """Return the unit price for ``quantity``: the tier with the largest minimum not
     above it, or the base price when no tier applies. ``tiers`` is sorted by minimum.
+    A running flash offer caps the price.
     """
     price = price_cents
     for tier in tiers:
         if tier["min_quantity"] > quantity:
             break
         price = tier["price_cents"]
+    if flash_price_cents is not None:
+        price = min(price, flash_price_cents)
     return price
+
+
+def running_flash_price(product: Any, now: dt.datetime | None = None) -> int | None:
+    """Return the flash offer price of a product row while the offer runs."""
+    ends_at = product["flash_ends_at"]
+    if ends_at is None or product["flash_price_cents"] is None:
+        return None
+    now = now or dt.datetime.now(dt.UTC)
+    if now >= ends_at:
+        return None
+    price: int = product["flash_price_cents"]
+    return price
+
+
+def product_unit_price(product: Any, quantity: int) -> int:
+    """Return the unit price of a product row for ``quantity`` right now."""
+    return unit_price_cents(
+        product["price_cents"],
+        product["tiers"],
+        quantity,
+        running_flash_price(product),
+    )
 
 
 def check_quantity(product: Any, quantity: int, field: str) -> None:

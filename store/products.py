@@ -9,11 +9,12 @@ import asyncpg
 
 from store.errors import Conflict, NotFound
 from store.pool import Connection, required
+from store.pricing import running_flash_price
 
 PRODUCT_COLUMNS = (
     "id, live_id, sku, name, description, image_url, price_cents, tiers, "
     "min_quantity, step, max_quantity, stock, visible, position, version, "
-    "low_stock_threshold"
+    "low_stock_threshold, flash_price_cents, flash_ends_at"
 )
 
 
@@ -49,6 +50,8 @@ EDITABLE_FIELDS = (
     "visible",
     "position",
     "low_stock_threshold",
+    "flash_price_cents",
+    "flash_ends_at",
 )
 
 
@@ -60,6 +63,7 @@ def manager_product_to_wire(row: asyncpg.Record) -> dict[str, Any]:
 
 
 def product_to_wire(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
+    flash_price = running_flash_price(row)
     return {
         "id": row["id"],
         "sku": row["sku"],
@@ -75,6 +79,9 @@ def product_to_wire(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
         "visible": row["visible"],
         "position": row["position"],
         "version": row["version"],
+        # Set only while a flash offer runs; the storefront counts down to the end.
+        "flash_price_cents": flash_price,
+        "flash_ends_at": row["flash_ends_at"] if flash_price is not None else None,
     }
 
 
