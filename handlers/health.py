@@ -14,10 +14,19 @@ PROBE_TIMEOUT = 2.0
 
 
 class HealthHandler(ApiHandler):
-    """Answers while the process runs its event loop, with its process id."""
+    """Answers while the process runs its event loop, with its process id, open
+    sockets and socket counters."""
 
     def get(self) -> None:
-        self.write_json({"status": "ok", "pid": os.getpid()})
+        self.write_json(
+            {
+                "status": "ok",
+                "pid": os.getpid(),
+                "sockets": len(self.ctx.sockets),
+                "deliveries": self.ctx.broker.hub.deliveries,
+                "counters": dict(self.ctx.counters),
+            }
+        )
 
 
 class ReadyHandler(ApiHandler):

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import tornado.web
 import tornado.websocket
+from tornado.httputil import HTTPHeaders
 from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream, StreamBufferFullError, StreamClosedError
 
@@ -28,6 +29,8 @@ MAX_TOPICS_PER_SOCKET = 128
 MAX_OUTGOING_BUFFER = 1024 * 1024
 
 PING_FRAME = ping_frame()
+# Stands in for the headers of every upgraded socket; nothing writes to it.
+_EMPTY_HEADERS = HTTPHeaders()
 
 
 class CloseCode(enum.IntEnum):
@@ -107,8 +110,28 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
         self._messages = TokenBucket(
             settings.ws_message_rate, settings.ws_message_burst
         )
+        self._drop_upgrade_state()
         self.ctx.sockets.add(self)
         self.ctx.counters["opened"] += 1
+
+    def _drop_upgrade_state(self) -> None:
+        """Release what only the HTTP upgrade needed.
+
+        A socket lives for hours and a process holds tens of thousands, so the
+        request's headers and arguments and the handler's template namespace would
+        cost kilobytes each for nothing.
+        """
+        self.remote_ip = self.request.remote_ip or "unknown"
+        request = self.request
+        request.headers = _EMPTY_HEADERS
+        request.query_arguments = {}
+        request.body_arguments = {}
+        request.arguments = {}
+        request.files = {}
+        self._headers = _EMPTY_HEADERS
+        self.ui = None  # type: ignore[assignment]
+        self.path_args = []
+        self.path_kwargs = {}
 
     async def on_message(self, message: str | bytes) -> None:
         if self._stream is None:
@@ -291,7 +314,7 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
             self.ctx.counters["closed_slow"] += 1
             log.warning(
                 "closing a socket from %s that is %d bytes behind",
-                self.request.remote_ip,
+                self.remote_ip,
                 MAX_OUTGOING_BUFFER,
             )
             # Let the close frame past the cap: the client may still read it.

@@ -14,7 +14,7 @@ from realtime.frames import encode, text_frame
 from realtime.hub import Hub
 from realtime.presence import Presence
 from realtime.relay import Relay
-from realtime.topics import HistoryLimits, Position, TopicLog
+from realtime.topics import HistoryLimits, Position, Recovery, TopicLog
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,14 +26,19 @@ REPAIR_INTERVAL = 1.0
 
 def connect_redis(settings: Settings) -> redis.Redis:
     """Create the Redis client of a process; no connection is made yet."""
-    return redis.from_url(
+    pool = redis.BlockingConnectionPool.from_url(
         settings.redis_url,
+        # A reconnect storm subscribes thousands of sockets at once: callers wait
+        # for a free connection instead of failing when all are busy.
+        max_connections=64,
+        timeout=settings.redis_timeout,
         socket_connect_timeout=2.0,
         # Commands fail instead of hanging on an unresponsive Redis; pub/sub reads
         # wait without this limit.
         socket_timeout=settings.redis_timeout,
         health_check_interval=0,
     )
+    return redis.Redis(connection_pool=pool)
 
 
 class Socket(Protocol):
@@ -167,14 +172,21 @@ class Broker:
         self.hub.add_pending(topic, socket)
         try:
             await self.relay.subscribe(topic)
+            known = self.relay.known_position(topic)
             if epoch is None or offset is None:
-                position = await self.topic_log.position(topic)
+                # The relay's last position is as good as Redis's: anything newer
+                # reaches this socket through the pending queue. It saves a round
+                # trip per socket in a reconnect storm.
+                position = known or await self.topic_log.position(topic)
                 self.relay.note_position(topic, position)
                 socket.send_frame(_control("subscribed", topic, position))
                 self.hub.promote(topic, socket, position.offset)
                 return True
 
-            recovery = await self.topic_log.recover(topic, epoch, offset)
+            if known == Position(epoch, offset):
+                recovery = Recovery(known, [], reset=False)
+            else:
+                recovery = await self.topic_log.recover(topic, epoch, offset)
         except BaseException:
             self.hub.remove(topic, socket)
             raise

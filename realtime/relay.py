@@ -101,6 +101,13 @@ class Relay:
             await asyncio.sleep(SWEEP_INTERVAL)
             await self.sweep()
 
+    def known_position(self, topic: str) -> Position | None:
+        """Return the last position forwarded for a confirmed topic, if connected."""
+        future = self._confirmed.get(topic)
+        if not self.connected or future is None or not future.done():
+            return None
+        return self._last.get(topic)
+
     def note_position(self, topic: str, position: Position) -> None:
         """Record a position read outside the relay so older messages are dropped."""
         last = self._last.get(topic)
