@@ -70,12 +70,15 @@ class ApiHandler(tornado.web.RequestHandler):
         self.set_header("X-Request-Id", self.request_id)
 
         # The body is read before prepare(): a chunked one has no Content-Length.
-        limit = self.ctx.settings.max_body_bytes
+        limit = self.body_limit()
         if len(self.request.body) > limit:
             raise ApiError(
                 413, "body_too_large", f"the request body is over {limit} bytes"
             )
         return None
+
+    def body_limit(self) -> int:
+        return self.ctx.settings.max_body_bytes
 
     def on_finish(self) -> None:
         if getattr(self, "_counted", False):

@@ -13,6 +13,7 @@ from handlers.live_directory import LiveDirectory
 from realtime.broker import Broker
 from realtime.limits import AddressLimiter
 from server.settings import Settings
+from store.images import LocalStorage, S3Storage, make_storage
 
 
 @dataclass
@@ -32,6 +33,8 @@ class AppContext:
     counters: Counter[str] = field(default_factory=Counter)
     connect_limiter: AddressLimiter | None = None
     lives: LiveDirectory = field(init=False)
+    images: S3Storage | LocalStorage = field(init=False)
 
     def __post_init__(self) -> None:
         self.lives = LiveDirectory(self.pool)
+        self.images = make_storage(self.settings)

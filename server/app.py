@@ -18,6 +18,7 @@ from handlers import (
     order_desk,
     orders,
     pages,
+    uploads,
     ws,
 )
 from handlers.context import AppContext
@@ -61,6 +62,13 @@ def make_app(ctx: AppContext) -> tornado.web.Application:
         (r"/api/v1/manager/refresh", auth.RefreshHandler, deps),
         (r"/api/v1/manager/logout", auth.LogoutHandler, deps),
         (r"/api/v1/manager/accounts", accounts.AccountsHandler, deps),
+        (r"/api/v1/manager/uploads", uploads.UploadRequestHandler, deps),
+        (r"/api/v1/uploads/(.+)", uploads.LocalUploadHandler, deps),
+        (
+            r"/media/(.*)",
+            tornado.web.StaticFileHandler,
+            {"path": ctx.settings.media_dir},
+        ),
         (r"/api/v1/manager/lives", manager_lives.ManagerLivesHandler, deps),
         (rf"/api/v1/manager/lives/{SLUG}", manager_lives.ManagerLiveHandler, deps),
         (

@@ -66,6 +66,13 @@ class Settings:
     # Seconds between viewer count reports; 0 turns presence off.
     presence_interval: float = 1.0
     default_currency: str = "BRL"
+    # Product images: an S3 bucket, or a local folder served at /media/ without one.
+    s3_bucket: str = ""
+    s3_region: str = "us-east-1"
+    s3_endpoint_url: str = ""
+    s3_public_base_url: str = ""
+    media_dir: str = "var/media"
+    max_image_bytes: int = 5 * 1024 * 1024
 
     @property
     def production(self) -> bool:
