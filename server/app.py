@@ -11,6 +11,7 @@ from handlers import (
     accounts,
     auth,
     carts,
+    catalog_csv,
     health,
     live_control,
     lives,
@@ -94,6 +95,11 @@ def make_app(ctx: AppContext) -> tornado.web.Application:
         (
             rf"/api/v1/manager/lives/{SLUG}/dashboard",
             live_control.DashboardHandler,
+            deps,
+        ),
+        (
+            rf"/api/v1/manager/lives/{SLUG}/products.csv",
+            catalog_csv.CatalogCsvHandler,
             deps,
         ),
         (rf"/api/v1/manager/lives/{SLUG}/orders", order_desk.OrdersHandler, deps),

@@ -1,0 +1,232 @@
+"""A live's catalog as CSV: export, and import applied all or nothing."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from typing import Any
+
+from handlers.auth import ManagerHandler
+from handlers.errors import ApiError
+from handlers.manager_lives import parse_product_fields, product_change_events
+from store import lives, products
+from store.errors import InvalidInput
+
+log = logging.getLogger(__name__)
+
+COLUMNS = (
+    "sku",
+    "name",
+    "description",
+    "image_url",
+    "price_cents",
+    "tiers",
+    "min_quantity",
+    "step",
+    "max_quantity",
+    "stock",
+    "visible",
+    "position",
+    "low_stock_threshold",
+)
+REQUIRED_COLUMNS = ("sku", "name", "price_cents")
+INTEGER_COLUMNS = {
+    "price_cents",
+    "min_quantity",
+    "step",
+    "max_quantity",
+    "stock",
+    "position",
+    "low_stock_threshold",
+}
+MAX_ROWS = 5000
+
+
+def format_tiers(tiers: list[dict[str, int]]) -> str:
+    return ";".join(f"{tier['min_quantity']}:{tier['price_cents']}" for tier in tiers)
+
+
+class CatalogCsvHandler(ManagerHandler):
+    async def get(self, slug: str) -> None:
+        async with self.connection() as connection:
+            live = await lives.get_by_slug(connection, slug)
+            rows = await products.list_all(connection, live["id"])
+
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(COLUMNS)
+        for row in rows:
+            writer.writerow(
+                [
+                    row["sku"],
+                    row["name"],
+                    row["description"],
+                    row["image_url"],
+                    row["price_cents"],
+                    format_tiers(row["tiers"]),
+                    row["min_quantity"],
+                    row["step"],
+                    "" if row["max_quantity"] is None else row["max_quantity"],
+                    row["stock"],
+                    "true" if row["visible"] else "false",
+                    row["position"],
+                    row["low_stock_threshold"],
+                ]
+            )
+        self.set_header("Content-Type", "text/csv; charset=utf-8")
+        self.set_header(
+            "Content-Disposition", f'attachment; filename="catalog-{slug}.csv"'
+        )
+        self.finish(buffer.getvalue().encode())
+
+    async def post(self, slug: str) -> None:
+        parsed = parse_catalog(self.request.body)
+
+        async with self.connection() as connection, connection.transaction():
+            live = await lives.get_by_slug(connection, slug)
+            existing = {
+                row["sku"]: row
+                for row in await products.list_all(connection, live["id"])
+            }
+            events: list[tuple[str, dict[str, Any]]] = []
+            created = updated = 0
+            for fields in parsed:
+                current = existing.get(fields["sku"])
+                if current is None:
+                    row = await products.create(connection, live["id"], fields)
+                    created += 1
+                    if row["visible"]:
+                        events.append(
+                            ("product.created", products.product_to_wire(row))
+                        )
+                else:
+                    before, after = await products.update(
+                        connection, live["id"], current["id"], fields
+                    )
+                    updated += 1
+                    events.extend(product_change_events(before, after))
+
+        log.info(
+            "catalog of %s imported by manager %s: %d created, %d updated",
+            slug,
+            self.manager_id,
+            created,
+            updated,
+        )
+        for event_type, data in events:
+            await self.ctx.broker.publish(f"live:{slug}", event_type, data)
+        self.write_json({"created": created, "updated": updated})
+
+
+def parse_catalog(raw: bytes) -> list[dict[str, Any]]:
+    """Parse and validate every row; raise one error listing every bad cell."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ApiError(400, "csv_invalid", "the file must be UTF-8 text") from None
+    reader = csv.DictReader(io.StringIO(text))
+    header = reader.fieldnames or []
+    unknown = [name for name in header if name not in COLUMNS]
+    missing = [name for name in REQUIRED_COLUMNS if name not in header]
+    if unknown or missing:
+        problems = []
+        if missing:
+            problems.append("missing columns " + ", ".join(missing))
+        if unknown:
+            problems.append("unknown columns " + ", ".join(unknown))
+        raise ApiError(
+            400,
+            "csv_invalid",
+            "the header has "
+            + " and ".join(problems)
+            + "; columns are "
+            + ", ".join(COLUMNS),
+            details={
+                "errors": [{"line": 1, "field": None, "message": "; ".join(problems)}]
+            },
+        )
+
+    errors: list[dict[str, Any]] = []
+    parsed: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    for record in reader:
+        line = reader.line_num
+        if len(parsed) + len(errors) >= MAX_ROWS:
+            raise ApiError(
+                400, "csv_invalid", f"a catalog file may have at most {MAX_ROWS} rows"
+            )
+        try:
+            body = _row_to_body(record)
+            fields = parse_product_fields(body, partial=False)
+        except InvalidInput as exc:
+            errors.append({"line": line, "field": exc.field, "message": exc.message})
+            continue
+        if fields["sku"] in seen:
+            errors.append(
+                {
+                    "line": line,
+                    "field": "sku",
+                    "message": f"SKU {fields['sku']!r} is also on line "
+                    f"{seen[fields['sku']]}",
+                }
+            )
+            continue
+        seen[fields["sku"]] = line
+        parsed.append(fields)
+
+    if errors:
+        raise ApiError(
+            400,
+            "csv_invalid",
+            f"{len(errors)} rows are invalid; nothing was imported",
+            details={"errors": errors},
+        )
+    if not parsed:
+        raise ApiError(400, "csv_invalid", "the file has no product rows")
+    return parsed
+
+
+def _row_to_body(record: dict[str, Any]) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    for name, value in record.items():
+        if name is None:
+            raise InvalidInput("the row has more cells than the header", field=None)
+        value = (value or "").strip()
+        if name in INTEGER_COLUMNS:
+            if value == "":
+                if name == "max_quantity":
+                    body[name] = None
+                continue
+            try:
+                body[name] = int(value)
+            except ValueError:
+                raise InvalidInput(
+                    f"{name} must be a whole number, got {value!r}", field=name
+                ) from None
+        elif name == "visible":
+            if value:
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise InvalidInput(
+                        f"visible must be true or false, got {value!r}", field=name
+                    )
+                body[name] = value.lower() in ("true", "1", "yes")
+        elif name == "tiers":
+            body[name] = _parse_tiers(value)
+        else:
+            body[name] = value
+    return body
+
+
+def _parse_tiers(value: str) -> list[dict[str, int]]:
+    """Read tiers written as MIN:PRICE pairs joined by semicolons: 12:2690;48:2390."""
+    tiers = []
+    for part in filter(None, (piece.strip() for piece in value.split(";"))):
+        minimum, _, price = part.partition(":")
+        try:
+            tiers.append({"min_quantity": int(minimum), "price_cents": int(price)})
+        except ValueError:
+            raise InvalidInput(
+                f"tier {part!r} must be MIN:PRICE_CENTS, such as 12:2690", field="tiers"
+            ) from None
+    return tiers

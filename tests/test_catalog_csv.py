@@ -1,0 +1,128 @@
+"""Catalog CSV: export, and an import that applies every row or none."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from tests.factories import create_live, create_product, login_manager
+from tests.wsclient import Socket
+
+CSV_PATH = "/api/v1/manager/lives/summer-24/products.csv"
+HEADERS = {"Content-Type": "text/csv"}
+
+
+async def _setup(api, database_url):
+    await login_manager(api, database_url)
+    await create_live(api)
+
+
+@pytest.mark.gen_test
+async def test_export_then_import_round_trip(api, database_url):
+    await _setup(api, database_url)
+    await create_product(
+        api,
+        sku="TSH-1",
+        tiers=[{"min_quantity": 12, "price_cents": 2690}],
+        min_quantity=6,
+        step=6,
+        max_quantity=600,
+    )
+
+    exported = await api.get(CSV_PATH)
+    rows = list(csv.DictReader(io.StringIO(exported.raw.decode())))
+    reimported = await api.post(CSV_PATH, raw_body=exported.raw, headers=HEADERS)
+
+    assert exported.status == 200
+    assert rows[0]["sku"] == "TSH-1"
+    assert rows[0]["tiers"] == "12:2690"
+    assert rows[0]["max_quantity"] == "600"
+    assert reimported.status == 200
+    assert reimported.json == {"created": 0, "updated": 1}
+
+
+@pytest.mark.gen_test
+async def test_import_creates_updates_and_broadcasts(api, database_url, base_url):
+    await _setup(api, database_url)
+    await create_product(api, sku="OLD-1", price_cents=1000, stock=5)
+    socket = await Socket.open(base_url)
+    await socket.subscribe("live:summer-24")
+    body = (
+        "sku,name,price_cents,stock,tiers,visible\n"
+        "OLD-1,Old shirt,1200,5,,true\n"
+        "NEW-1,New cap,990,40,10:890;50:790,true\n"
+        "NEW-2,Hidden bag,1500,3,,false\n"
+    )
+
+    response = await api.post(CSV_PATH, raw_body=body.encode(), headers=HEADERS)
+    events = [await socket.receive(), await socket.receive()]
+    live = await api.get("/api/v1/manager/lives/summer-24")
+
+    assert response.json == {"created": 2, "updated": 1}
+    assert {event["type"] for event in events} == {"product.updated", "product.created"}
+    await socket.receive_none()
+    by_sku = {product["sku"]: product for product in live.json["products"]}
+    assert by_sku["OLD-1"]["price_cents"] == 1200
+    assert by_sku["NEW-1"]["tiers"] == [
+        {"min_quantity": 10, "price_cents": 890},
+        {"min_quantity": 50, "price_cents": 790},
+    ]
+    assert by_sku["NEW-2"]["visible"] is False
+    socket.close()
+
+
+@pytest.mark.gen_test
+async def test_bad_rows_reported_nothing_applied(api, database_url):
+    await _setup(api, database_url)
+    body = (
+        "sku,name,price_cents,stock,tiers\n"
+        "OK-1,Fine,1000,5,\n"
+        "BAD-1,Bad price,12.50,5,\n"
+        "BAD-2,,1000,5,\n"
+        "BAD-3,Bad tier,1000,5,12-900\n"
+        "OK-1,Duplicate,1000,5,\n"
+        "BAD-4,Negative stock,1000,-1,\n"
+    )
+
+    response = await api.post(CSV_PATH, raw_body=body.encode(), headers=HEADERS)
+    live = await api.get("/api/v1/manager/lives/summer-24")
+
+    assert response.status == 400
+    assert response.error["code"] == "csv_invalid"
+    assert [(e["line"], e["field"]) for e in response.error["errors"]] == [
+        (3, "price_cents"),
+        (4, "name"),
+        (5, "tiers"),
+        (6, "sku"),
+        (7, "stock"),
+    ]
+    assert all(e["message"] for e in response.error["errors"])
+    assert live.json["products"] == []
+
+
+@pytest.mark.gen_test
+async def test_bad_header_and_encoding(api, database_url):
+    await _setup(api, database_url)
+
+    unknown = await api.post(
+        CSV_PATH, raw_body=b"sku,name,price_cents,colour\nA,B,1,red\n", headers=HEADERS
+    )
+    missing = await api.post(CSV_PATH, raw_body=b"sku,name\nA,B\n", headers=HEADERS)
+    latin1 = await api.post(
+        CSV_PATH,
+        raw_body="sku,name,price_cents\nA,Caf\xe9,1\n".encode("latin-1"),
+        headers=HEADERS,
+    )
+    empty = await api.post(
+        CSV_PATH, raw_body=b"sku,name,price_cents\n", headers=HEADERS
+    )
+
+    assert unknown.status == 400
+    assert "colour" in unknown.error["message"]
+    assert missing.status == 400
+    assert "price_cents" in missing.error["message"]
+    assert latin1.status == 400
+    assert "UTF-8" in latin1.error["message"]
+    assert empty.status == 400
