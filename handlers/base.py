@@ -1,4 +1,4 @@
-"""The base of every JSON handler: body parsing, the error shape, outage answers."""
+"""The base of every JSON handler: body parsing, the error shape, outage responses."""
 
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ class ApiHandler(tornado.web.RequestHandler):
             yield connection
 
     def json_body(self) -> dict[str, Any]:
-        """Decode the body as one JSON object or raise a 400 that says why."""
+        """Decode the body as one JSON object or raise a 400 that gives the reason."""
         if not self.request.body:
             raise ApiError(
                 400, "invalid_json", "the request body must be a JSON object"

@@ -15,20 +15,9 @@ from store.errors import InvalidInput
 
 log = logging.getLogger(__name__)
 
-COLUMNS = (
-    "sku",
-    "name",
-    "description",
-    "image_url",
-    "price_cents",
-    "tiers",
-    "min_quantity",
-    "step",
-    "max_quantity",
-    "stock",
-    "visible",
-    "position",
-    "low_stock_threshold",
+# Every editable product field but the flash offer, which is set during a live.
+COLUMNS = tuple(
+    name for name in products.EDITABLE_FIELDS if not name.startswith("flash_")
 )
 REQUIRED_COLUMNS = ("sku", "name", "price_cents")
 INTEGER_COLUMNS = {

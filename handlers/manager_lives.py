@@ -221,7 +221,7 @@ def product_change_events(
 
 
 def _parse_flash_offer(body: dict[str, Any]) -> dict[str, Any]:
-    """A flash offer is a price and an end time, set together or cleared together."""
+    """Parse a flash offer: a price and an end time, set or cleared together."""
     price = get_int(
         body,
         "flash_price_cents",

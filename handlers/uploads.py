@@ -1,4 +1,4 @@
-"""Image uploads: a manager asks for an upload URL, the browser sends the file there."""
+"""Image uploads: a manager requests an upload URL, the browser sends the file there."""
 
 from __future__ import annotations
 

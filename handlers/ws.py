@@ -328,7 +328,7 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
         self.pong_received_at = IOLoop.current().time()
 
     def abort(self) -> None:
-        """Drop the connection without a close handshake: the peer is not answering."""
+        """Drop the connection without a close handshake: the peer is not responding."""
         self.ctx.counters["ping_timeouts"] += 1
         if self._stream is not None:
             self._stream.close()

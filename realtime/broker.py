@@ -206,7 +206,7 @@ class Broker:
         return True
 
     def unsubscribe(self, socket: Socket, topic: str) -> None:
-        # The relay drops Redis channels nobody follows on its next sweep, so a topic
+        # The relay drops Redis channels with no local subscribers on its next sweep, so a topic
         # that is left and joined again at once keeps its channel.
         self.hub.remove(topic, socket)
 

@@ -30,7 +30,7 @@ def banner_to_wire(row: asyncpg.Record) -> dict[str, Any]:
 
 
 def is_shown(row: Any, now: dt.datetime) -> bool:
-    """A banner shows while visible and inside its schedule, if it has one."""
+    """Tell whether a banner shows: while visible and inside its schedule, if any."""
     if not row["visible"]:
         return False
     if row["show_at"] is not None and now < row["show_at"]:

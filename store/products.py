@@ -56,7 +56,7 @@ EDITABLE_FIELDS = (
 
 
 def manager_product_to_wire(row: asyncpg.Record) -> dict[str, Any]:
-    """The product as managers see it: the public fields and the internal ones."""
+    """Return the product as managers see it: public fields plus internal ones."""
     product = product_to_wire(row)
     product["low_stock_threshold"] = row["low_stock_threshold"]
     return product
@@ -115,9 +115,9 @@ async def get(connection: Connection, live_id: int, product_id: int) -> asyncpg.
 async def create(
     connection: Connection, live_id: int, fields: dict[str, Any]
 ) -> asyncpg.Record:
-    """Insert a product; ``fields`` is validated and holds sku, name and price."""
+    """Insert a product; ``fields`` is validated and contains sku, name and price."""
     if "position" not in fields:
-        # New products go to the end of the grid unless told otherwise.
+        # A new product goes to the end of the grid unless a position is given.
         fields = dict(fields)
         fields["position"] = await connection.fetchval(
             "SELECT coalesce(max(position) + 1, 0) FROM products WHERE live_id = $1",
