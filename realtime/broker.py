@@ -206,8 +206,8 @@ class Broker:
         return True
 
     def unsubscribe(self, socket: Socket, topic: str) -> None:
-        # The relay drops Redis channels with no local subscribers on its next sweep, so a topic
-        # that is left and joined again at once keeps its channel.
+        # The relay drops Redis channels with no local subscribers on its next
+        # sweep, so a topic that is left and joined again at once keeps its channel.
         self.hub.remove(topic, socket)
 
     def _reset_sockets(self, topic: str, position: Position, sockets: set[Any]) -> None:

@@ -31,7 +31,7 @@ _IDLE_CHANNEL = "vitrine:relay:idle"
 
 SUBSCRIBE_TIMEOUT = 5.0
 
-# How often channels of topics with no local subscribers are unsubscribed, in seconds.
+# Seconds between unsubscribing the channels of topics with no local subscribers.
 SWEEP_INTERVAL = 10.0
 
 
