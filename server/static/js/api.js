@@ -5,6 +5,30 @@
 
 const API_ROOT = '/api/v1';
 
+// A clock difference below this is left uncorrected, because the Date header has a
+// resolution of one second and a smaller estimate is mostly rounding and network delay.
+const CLOCK_SKEW_THRESHOLD_MS = 2000;
+let serverClockOffsetMs = 0;
+
+/**
+ * Returns the server's current time in epoch milliseconds, estimated from the Date header
+ * of the last API response, so that countdowns to server times stay right on a device
+ * whose clock is off. Before any response it is the device's time.
+ */
+export function serverNow() {
+  return Date.now() + serverClockOffsetMs;
+}
+
+function recordServerDate(response) {
+  const serverDate = Date.parse(response.headers.get('Date') ?? '');
+  if (Number.isNaN(serverDate)) {
+    return;
+  }
+  // The header is truncated to the second, so the midpoint of that second is the estimate.
+  const offset = serverDate + 500 - Date.now();
+  serverClockOffsetMs = Math.abs(offset) < CLOCK_SKEW_THRESHOLD_MS ? 0 : offset;
+}
+
 /**
  * A failed API call. `code`, `message`, `field`, `lines` and `productIds` (the error's
  * `product_ids`, e.g. of `product_unavailable`) come from the server's
@@ -46,6 +70,7 @@ async function request(method, path, { body, headers = {} } = {}) {
       message: 'Could not reach the server. Check your connection and try again.',
     });
   }
+  recordServerDate(response);
 
   if (response.status === 204) {
     return null;

@@ -1,6 +1,10 @@
-/** Product card of the live page: price tiers, order rules, stock and the add-to-cart control. */
+/**
+ * Product card of the live page: price tiers, a running flash offer, order rules, stock
+ * and the add-to-cart control.
+ */
 
 import { el, safeUrl } from './dom.js';
+import { flashEndsAtMs, renderCountdownTime, runningFlashPrice } from './flash-offer.js';
 import { formatCents } from './money.js';
 import { formatCount } from './numbers.js';
 import { maxValidQuantity, minValidQuantity, priceRows, snapQuantity, unitPriceCents } from './quantity.js';
@@ -11,8 +15,11 @@ import { renderStepper } from './stepper.js';
  *
  * @param {object} product a product from the API
  * @param {object} context `currency`, `canBuy` (false when the live has ended),
- *   `quantity` (the quantity selected on the card), `cartQuantity`, `pinned`,
- *   `onQuantityChange(product, quantity)` and `onAdd(product, quantity, card)`
+ *   `quantity` (the quantity selected on the card), `cartQuantity`, `pinned`, `now`
+ *   (the server time in epoch milliseconds, which decides whether the flash offer
+ *   runs), `onQuantityChange(product, quantity)` and `onAdd(product, quantity, card)`.
+ *   The card shows the flash offer as it runs at `now`, so the page renders it again
+ *   when the offer ends.
  */
 export function renderProductCard(product, context) {
   const money = (cents) => formatCents(cents, context.currency);
@@ -20,11 +27,12 @@ export function renderProductCard(product, context) {
   const minimum = minValidQuantity(product);
   const belowMinimum = !soldOut && maxValidQuantity(product) < minimum;
   const quantity = snapQuantity(product, context.quantity ?? minimum);
+  const flashPrice = runningFlashPrice(product, context.now);
 
   const subtotal = el('p', { class: 'card__subtotal', 'aria-live': 'polite' });
-  const priceTable = renderPriceTable(product, money);
+  const priceTable = renderPriceTable(product, flashPrice, money);
   const showQuantity = (value) => {
-    const unitPrice = unitPriceCents(product, value);
+    const unitPrice = unitPriceCents(product, value, flashPrice);
     subtotal.textContent = `${formatCount(value)} × ${money(unitPrice)} = ${money(unitPrice * value)}`;
     for (const row of priceTable.querySelectorAll('tr[data-min]')) {
       row.classList.toggle('is-active', Number(row.dataset.min) === activeTierMinimum(product, value));
@@ -67,7 +75,8 @@ export function renderProductCard(product, context) {
       el('h3', { class: 'card__name' }, product.name),
       el('p', { class: 'card__sku' }, `SKU ${product.sku}`),
       product.description ? el('p', { class: 'card__description' }, product.description) : null,
-      el('p', { class: 'card__price' }, money(product.price_cents), el('span', { class: 'card__unit' }, ' / unit')),
+      flashPrice === null ? null : renderFlashNote(product, context.now),
+      renderPrice(product, flashPrice, money),
       priceTable,
       el('p', { class: 'card__rules' }, orderRules(product)),
       el('p', { class: `card__stock${soldOut ? ' is-empty' : ''}` }, stockText(product, belowMinimum)),
@@ -116,7 +125,47 @@ function renderMedia(product, soldOut) {
   );
 }
 
-function renderPriceTable(product, money) {
+/** Renders the headline unit price: the flash price, when lower, before the struck regular price. */
+function renderPrice(product, flashPrice, money) {
+  const unit = el('span', { class: 'card__unit' }, ' / unit');
+  if (flashPrice === null || flashPrice >= product.price_cents) {
+    return el('p', { class: 'card__price' }, money(product.price_cents), unit);
+  }
+  return el(
+    'p',
+    { class: 'card__price card__price--flash' },
+    el('span', { class: 'visually-hidden' }, 'Flash price '),
+    money(flashPrice),
+    unit,
+    ' ',
+    renderRegularPrice(product.price_cents, money),
+  );
+}
+
+/** Renders a price that a flash offer replaces, struck through and named for screen readers. */
+function renderRegularPrice(cents, money) {
+  return el('s', { class: 'regular-price' }, el('span', { class: 'visually-hidden' }, 'regular price '), money(cents));
+}
+
+/**
+ * Renders the flash offer label and its countdown. The countdown changes every second,
+ * so it is not a live region, and a screen reader reads it when the buyer reaches it.
+ */
+function renderFlashNote(product, now) {
+  return el(
+    'p',
+    { class: 'card__flash' },
+    el('span', { class: 'badge badge--flash' }, 'Flash offer'),
+    el(
+      'span',
+      { class: 'card__countdown', role: 'timer', 'aria-live': 'off' },
+      'ends in ',
+      renderCountdownTime(product.id, flashEndsAtMs(product), now),
+    ),
+  );
+}
+
+function renderPriceTable(product, flashPrice, money) {
   return el(
     'table',
     { class: 'tiers' },
@@ -124,12 +173,17 @@ function renderPriceTable(product, money) {
     el(
       'tbody',
       {},
-      priceRows(product).map((row) =>
+      priceRows(product, flashPrice).map((row) =>
         el(
           'tr',
           { dataset: { min: row.min_quantity } },
           el('th', { scope: 'row' }, `from ${formatCount(row.min_quantity)} units`),
-          el('td', {}, money(row.price_cents)),
+          el(
+            'td',
+            {},
+            row.price_cents < row.regular_price_cents ? [renderRegularPrice(row.regular_price_cents, money), ' '] : null,
+            money(row.price_cents),
+          ),
         ),
       ),
     ),

@@ -39,21 +39,32 @@ export function quantityStep(product) {
 }
 
 /**
- * Returns the price rows of `product` as `{min_quantity, price_cents}`, lowest quantity
- * first: the price at the minimum quantity, then each tier above it.
+ * Returns the price rows of `product` as `{min_quantity, price_cents,
+ * regular_price_cents}`, lowest quantity first: the price at the minimum quantity, then
+ * each tier above it. `price_cents` applies `flashPriceCents` like unitPriceCents(), and
+ * `regular_price_cents` is the price without it.
  */
-export function priceRows(product) {
+export function priceRows(product, flashPriceCents = null) {
   const tiers = [...(product.tiers ?? [])].sort((a, b) => a.min_quantity - b.min_quantity);
   const minimum = minValidQuantity(product);
-  const base = { min_quantity: minimum, price_cents: unitPriceCents(product, minimum) };
-  return [base, ...tiers.filter((tier) => tier.min_quantity > base.min_quantity)];
+  const rows = [
+    { min_quantity: minimum, price_cents: unitPriceCents(product, minimum) },
+    ...tiers.filter((tier) => tier.min_quantity > minimum),
+  ];
+  return rows.map((row) => ({
+    min_quantity: row.min_quantity,
+    price_cents: capPrice(row.price_cents, flashPriceCents),
+    regular_price_cents: row.price_cents,
+  }));
 }
 
 /**
  * Returns the unit price in cents for `quantity`: the tier with the largest
- * `min_quantity` not above the quantity, or `price_cents` when no tier applies.
+ * `min_quantity` not above the quantity, or `price_cents` when no tier applies. A
+ * running flash offer's price (`flashPriceCents`, null when none runs) caps that price,
+ * as the server does.
  */
-export function unitPriceCents(product, quantity) {
+export function unitPriceCents(product, quantity, flashPriceCents = null) {
   let price = product.price_cents;
   let matched = -1;
   for (const tier of product.tiers ?? []) {
@@ -62,5 +73,9 @@ export function unitPriceCents(product, quantity) {
       price = tier.price_cents;
     }
   }
-  return price;
+  return capPrice(price, flashPriceCents);
+}
+
+function capPrice(price, flashPriceCents) {
+  return typeof flashPriceCents === 'number' ? Math.min(price, flashPriceCents) : price;
 }

@@ -3,12 +3,14 @@
  * `live:{slug}` from the returned epoch and offset, so no change is missed in between.
  */
 
-import { ApiError, getLive } from './api.js';
+import { ApiError, getLive, serverNow } from './api.js';
+import { renderBanners } from './banners.js';
 import { CartStore } from './cart.js';
 import { CartPanel } from './cart-panel.js';
 import { ProductCatalog } from './catalog.js';
 import { setupCheckout } from './checkout.js';
 import { el, safeUrl, setMessage } from './dom.js';
+import { FlashCountdown, runningFlashPrice } from './flash-offer.js';
 import { formatCents } from './money.js';
 import { formatCount } from './numbers.js';
 import { renderProductCard, updateCardCartQuantity } from './product-card.js';
@@ -23,6 +25,7 @@ const page = {
   status: document.getElementById('live-status'),
   connection: document.getElementById('connection-status'),
   pageError: document.getElementById('page-error'),
+  bannerStrip: document.getElementById('banner-strip'),
   video: document.getElementById('video'),
   pinnedSection: document.getElementById('pinned-section'),
   pinnedList: document.getElementById('pinned-list'),
@@ -37,7 +40,7 @@ const state = {
   catalog: new ProductCatalog(),
   topicName: null,
   selectedQuantities: new Map(), // product id -> quantity chosen on the card
-  cards: new Map(), // product id -> {product, pinned, canBuy, element}
+  cards: new Map(), // product id -> {product, pinned, canBuy, flashPrice, element}
   renderedVideoUrl: undefined,
 };
 
@@ -56,6 +59,9 @@ const panel = new CartPanel({
   getCurrency: () => state.live?.currency ?? 'BRL',
 });
 const realtime = new RealtimeClient();
+// When a flash offer ends the server publishes `product.updated`, but with the version
+// the page already stores, so the catalog drops it and the page ends the offer itself.
+const flashCountdown = new FlashCountdown({ root: document, now: serverNow, onExpire: () => renderProducts() });
 
 // Live state and rendering
 
@@ -65,6 +71,7 @@ function applySnapshot(snapshot) {
   state.topicName = snapshot.topic.name;
   renderLive();
   renderProducts();
+  renderBanners(page.bannerStrip, snapshot.banners ?? []);
   if (snapshot.viewers) {
     renderViewers(snapshot.viewers.now);
   }
@@ -110,12 +117,14 @@ function sortedProducts() {
 
 /**
  * Renders pinned products (in pinned order) at the top and the other products in the
- * grid. A card is rebuilt only when its product, pinned state or buyability changed.
+ * grid. A card is rebuilt only when its product, pinned state, buyability or running
+ * flash price changed.
  */
 function renderProducts() {
   const products = state.catalog.products;
   const pinnedIds = (state.live.pinned_product_ids ?? []).filter((id) => products.has(id));
   const canBuy = state.live.status !== 'ended';
+  const now = serverNow();
 
   for (const id of state.cards.keys()) {
     if (!products.has(id)) {
@@ -124,13 +133,21 @@ function renderProducts() {
   }
   const cardFor = (product, pinned) => {
     const cached = state.cards.get(product.id);
-    if (cached && cached.product === product && cached.pinned === pinned && cached.canBuy === canBuy) {
+    const flashPrice = runningFlashPrice(product, now);
+    if (
+      cached &&
+      cached.product === product &&
+      cached.pinned === pinned &&
+      cached.canBuy === canBuy &&
+      cached.flashPrice === flashPrice
+    ) {
       return cached.element;
     }
     const element = renderProductCard(product, {
       currency: state.live.currency,
       canBuy,
       pinned,
+      now,
       quantity: state.selectedQuantities.get(product.id),
       cartQuantity: store.quantityOf(product.id),
       onQuantityChange: (changed, quantity) => state.selectedQuantities.set(changed.id, quantity),
@@ -139,7 +156,7 @@ function renderProducts() {
     if (cached) {
       moveFocus(cached.element, element);
     }
-    state.cards.set(product.id, { product, pinned, canBuy, element });
+    state.cards.set(product.id, { product, pinned, canBuy, flashPrice, element });
     return element;
   };
 
@@ -154,6 +171,7 @@ function renderProducts() {
     page.grid,
     others.length ? others : [el('p', { class: 'empty' }, pinned.length ? 'No other products yet.' : 'No products yet.')],
   );
+  flashCountdown.refresh();
 }
 
 /** Replaces the children only when they differ, so a focused element is not detached. */
@@ -198,8 +216,10 @@ function handleEvent(message) {
     case 'product.updated':
       if (state.catalog.applyProduct(data, { created: type === 'product.created' })) {
         renderProducts();
-        refreshCartIfItContains(data.id);
       }
+      // The update that ends a flash offer keeps the product's version, so the catalog
+      // drops it, but the cart's unit prices changed all the same.
+      refreshCartIfItContains(data.id);
       break;
     case 'product.removed':
       state.catalog.remove(data.id);
@@ -217,6 +237,9 @@ function handleEvent(message) {
       state.live = data;
       renderLive();
       renderProducts();
+      break;
+    case 'banners.changed':
+      renderBanners(page.bannerStrip, data.banners ?? []);
       break;
     case 'viewers.changed':
       renderViewers(data.viewers);
