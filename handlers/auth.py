@@ -167,12 +167,11 @@ class LoginHandler(TokenHandler):
             THROTTLE_PREFIX + "address:" + address,
             THROTTLE_PREFIX + "username:" + username.lower(),
         ]
-        await self._check_throttle(throttle_keys)
+        await self._reserve_attempt(throttle_keys)
 
         async with self.connection() as connection:
             manager = await managers.authenticate(connection, username, password)
             if manager is None:
-                await self._count_failure(throttle_keys)
                 log.warning("failed login for manager %r from %s", username, address)
                 raise ApiError(
                     401, "invalid_credentials", "the username or password is wrong"
@@ -182,19 +181,26 @@ class LoginHandler(TokenHandler):
                 connection, manager["id"], self.ctx.settings.refresh_token_ttl, family
             )
 
+        # A successful login gives its attempt back, so only failures add up.
+        async with self.ctx.broker.client.pipeline(transaction=True) as pipe:
+            for key in throttle_keys:
+                pipe.decr(key)
+            await pipe.execute()
         log.info("manager %s logged in", manager["id"])
         self.write_tokens(manager, family, refresh_token)
 
-    async def _check_throttle(self, keys: list[str]) -> None:
-        client = self.ctx.broker.client
-        async with client.pipeline(transaction=False) as pipe:
+    async def _reserve_attempt(self, keys: list[str]) -> None:
+        """Count the attempt before checking the password, so concurrent guesses
+        cannot all pass a check made before any of them is counted."""
+        async with self.ctx.broker.client.pipeline(transaction=True) as pipe:
             for key in keys:
-                pipe.get(key)
+                pipe.incr(key)
+                pipe.expire(key, LOGIN_WINDOW, nx=True)
                 pipe.ttl(key)
             values = await pipe.execute()
-        for index in range(0, len(values), 2):
-            failures, ttl = values[index], values[index + 1]
-            if failures is not None and int(failures) >= LOGIN_FAILURES_ALLOWED:
+        for index in range(0, len(values), 3):
+            attempts, ttl = values[index], values[index + 2]
+            if int(attempts) > LOGIN_FAILURES_ALLOWED:
                 wait = max(int(ttl), 1)
                 raise ApiError(
                     429,
@@ -202,13 +208,6 @@ class LoginHandler(TokenHandler):
                     f"too many failed logins; try again in {wait} seconds",
                     retry_after=wait,
                 )
-
-    async def _count_failure(self, keys: list[str]) -> None:
-        async with self.ctx.broker.client.pipeline(transaction=True) as pipe:
-            for key in keys:
-                pipe.incr(key)
-                pipe.expire(key, LOGIN_WINDOW, nx=True)
-            await pipe.execute()
 
 
 class RefreshHandler(TokenHandler):

@@ -10,6 +10,7 @@ from typing import Any
 from handlers.auth import ManagerHandler
 from handlers.errors import ApiError
 from handlers.manager_lives import parse_product_fields, product_change_events
+from handlers.order_desk import safe_cell as _safe_cell
 from store import lives, products
 from store.errors import InvalidInput
 
@@ -29,7 +30,7 @@ INTEGER_COLUMNS = {
     "position",
     "low_stock_threshold",
 }
-MAX_ROWS = 5000
+MAX_ROWS = 20_000
 
 
 def format_tiers(tiers: list[dict[str, int]]) -> str:
@@ -48,9 +49,9 @@ class CatalogCsvHandler(ManagerHandler):
         for row in rows:
             writer.writerow(
                 [
-                    row["sku"],
-                    row["name"],
-                    row["description"],
+                    _safe_cell(row["sku"]),
+                    _safe_cell(row["name"]),
+                    _safe_cell(row["description"]),
                     row["image_url"],
                     row["price_cents"],
                     format_tiers(row["tiers"]),
@@ -114,8 +115,15 @@ def parse_catalog(raw: bytes) -> list[dict[str, Any]]:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ApiError(400, "csv_invalid", "the file must be UTF-8 text") from None
-    reader = csv.DictReader(io.StringIO(text))
-    header = reader.fieldnames or []
+    reader = csv.DictReader(io.StringIO(text), strict=True)
+    try:
+        header = reader.fieldnames or []
+    except csv.Error as exc:
+        raise ApiError(400, "csv_invalid", f"line 1: {exc}") from None
+    if len(set(header)) != len(header):
+        raise ApiError(
+            400, "csv_invalid", "the header names a column twice: " + ", ".join(header)
+        )
     unknown = [name for name in header if name not in COLUMNS]
     missing = [name for name in REQUIRED_COLUMNS if name not in header]
     if unknown or missing:
@@ -139,7 +147,23 @@ def parse_catalog(raw: bytes) -> list[dict[str, Any]]:
     errors: list[dict[str, Any]] = []
     parsed: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
-    for record in reader:
+    records = iter(reader)
+    while True:
+        try:
+            record = next(records)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise ApiError(
+                400,
+                "csv_invalid",
+                f"line {reader.line_num}: {exc}; check the quotes",
+                details={
+                    "errors": [
+                        {"line": reader.line_num, "field": None, "message": str(exc)}
+                    ]
+                },
+            ) from None
         line = reader.line_num
         if len(parsed) + len(errors) >= MAX_ROWS:
             raise ApiError(

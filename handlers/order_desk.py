@@ -94,16 +94,16 @@ class OrderExportHandler(OrderDeskHandler):
                     row["code"],
                     row["created_at"].isoformat(),
                     row["status"],
-                    _safe_cell(row["company_name"]),
+                    safe_cell(row["company_name"]),
                     row["tax_id"],
-                    _safe_cell(row["contact_name"]),
-                    _safe_cell(row["phone"]),
-                    _safe_cell(row["email"]),
+                    safe_cell(row["contact_name"]),
+                    safe_cell(row["phone"]),
+                    safe_cell(row["email"]),
                     row["lines"] or "",
                     row["item_count"],
                     row["total_cents"],
                     row["currency"],
-                    _safe_cell(row["notes"]),
+                    safe_cell(row["notes"]),
                 ]
             )
         self.set_header("Content-Type", "text/csv; charset=utf-8")
@@ -141,7 +141,7 @@ class OrderHandler(OrderDeskHandler):
 
         manager_id = int(self.manager["sub"])
         code = code.upper()
-        async with self.connection() as connection:
+        async with self.connection() as connection, connection.transaction():
             live = await lives.get_by_slug(connection, slug)
             order: dict[str, Any] | None = None
             restocked: list[StockLevel] = []
@@ -177,7 +177,7 @@ def _query_int(
     raw = handler.get_query_argument(name, None)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not minimum <= int(raw) <= maximum:
+    if not (raw.isascii() and raw.isdigit()) or not minimum <= int(raw) <= maximum:
         raise ApiError(
             400,
             "out_of_range",
@@ -187,7 +187,7 @@ def _query_int(
     return int(raw)
 
 
-def _safe_cell(value: str) -> str:
+def safe_cell(value: str) -> str:
     """Keep a spreadsheet from running buyer text as a formula (CSV injection)."""
     if value and value[0] in "=+-@\t\r":
         return "'" + value

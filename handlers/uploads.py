@@ -80,5 +80,9 @@ class LocalUploadHandler(ApiHandler):
                 f"the file is not a {content_type} image",
                 field="content_type",
             )
+        if storage.exists(key):
+            raise ApiError(
+                409, "already_uploaded", "this upload URL was used; ask for a new one"
+            )
         storage.save(key, data)
         self.write_json({"image_url": f"/media/{key}"}, 201)

@@ -176,6 +176,10 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
 
     async def _authenticate(self, request: dict[str, Any]) -> None:
         """Check a manager's access token, sent as the socket's first message."""
+        if self.manager is not None:
+            # One identity per socket: switching would keep the old one's topics.
+            self._send_error(None, "already_authenticated", "this socket is signed in")
+            return
         token = request.get("token")
         if not isinstance(token, str) or not token:
             self.close(CloseCode.UNAUTHORIZED, "send the access token in token")
@@ -184,6 +188,7 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
             self.manager = await verify_access_token(
                 token, self.ctx.settings.jwt_secret, self.ctx.broker.client
             )
+            self.manager["token"] = token
         except AuthError as exc:
             self.close(CloseCode.UNAUTHORIZED, exc.message)
             return
@@ -224,6 +229,11 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
                 self.close(
                     CloseCode.UNAUTHORIZED,
                     "manager topics need {op: auth, token} first",
+                )
+                return False
+            if kind == "manager" and not (name.isascii() and name.isdigit()):
+                self._send_error(
+                    topic, "unknown_topic", "manager topics are manager:{id}"
                 )
                 return False
             if (
@@ -332,6 +342,19 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
         self.ctx.counters["ping_timeouts"] += 1
         if self._stream is not None:
             self._stream.close()
+
+    async def check_still_authorized(self) -> None:
+        """Close a manager socket whose login was revoked since it signed in."""
+        if self.manager is None:
+            return
+        try:
+            await verify_access_token(
+                self.manager["token"],
+                self.ctx.settings.jwt_secret,
+                self.ctx.broker.client,
+            )
+        except AuthError as exc:
+            self.close(CloseCode.UNAUTHORIZED, exc.message)
 
     def advise_reconnect(self, window: float) -> None:
         """Tell the client when to reconnect, then close with 1012.

@@ -35,6 +35,13 @@ ORDER_CODE = r"([0-9A-Za-z]{8})"
 MAX_WS_MESSAGE = 64 * 1024
 
 
+class MediaHandler(tornado.web.StaticFileHandler):
+    def set_extra_headers(self, path: str) -> None:
+        # Uploads are checked only by their first bytes: a browser must not sniff
+        # them into another type.
+        self.set_header("X-Content-Type-Options", "nosniff")
+
+
 class NotFoundHandler(tornado.web.RequestHandler):
     def prepare(self) -> None:
         raise tornado.web.HTTPError(404, f"no route for {self.request.path}")
@@ -67,7 +74,7 @@ def make_app(ctx: AppContext) -> tornado.web.Application:
         (r"/api/v1/uploads/(.+)", uploads.LocalUploadHandler, deps),
         (
             r"/media/(.*)",
-            tornado.web.StaticFileHandler,
+            MediaHandler,
             {"path": ctx.settings.media_dir},
         ),
         (r"/api/v1/manager/lives", manager_lives.ManagerLivesHandler, deps),

@@ -71,6 +71,22 @@ def socket_cap(settings: Settings) -> int:
     return cap
 
 
+# Seconds between checks that manager sockets' logins were not revoked or expired.
+MANAGER_RECHECK_INTERVAL = 15.0
+
+
+async def check_manager_sockets(ctx: AppContext) -> None:
+    """Close manager sockets whose tokens were revoked or expired since sign-in."""
+    while True:
+        await asyncio.sleep(MANAGER_RECHECK_INTERVAL)
+        for socket in [s for s in ctx.sockets if s.manager is not None]:
+            try:
+                await socket.check_still_authorized()
+            except (OSError, redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("could not recheck manager sockets: %r", exc)
+                break
+
+
 async def serve(settings: Settings) -> None:
     settings = settings.with_max_sockets(socket_cap(settings))
     pool = await _connect_pool(settings)
@@ -89,6 +105,9 @@ async def serve(settings: Settings) -> None:
     heartbeat_task = asyncio.create_task(heartbeat.run(), name="heartbeat")
     scheduler_task = asyncio.create_task(
         Scheduler(pool, broker).run(), name="scheduler"
+    )
+    revocation_task = asyncio.create_task(
+        check_manager_sockets(ctx), name="manager-socket-revocation"
     )
 
     app = make_app(ctx)
@@ -121,6 +140,7 @@ async def serve(settings: Settings) -> None:
     await stopping.wait()
     heartbeat_task.cancel()
     scheduler_task.cancel()
+    revocation_task.cancel()
     await shutdown(ctx, server)
 
 

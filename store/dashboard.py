@@ -30,11 +30,13 @@ async def dashboard(connection: Connection, live_id: int) -> dict[str, Any]:
     )
     top = await connection.fetch(
         """
-        SELECT i.product_id, i.sku, i.name, sum(i.quantity)::bigint AS units,
+        SELECT i.product_id, (array_agg(i.sku ORDER BY i.order_id DESC))[1] AS sku,
+               (array_agg(i.name ORDER BY i.order_id DESC))[1] AS name,
+               sum(i.quantity)::bigint AS units,
                sum(i.line_total_cents)::bigint AS revenue_cents
         FROM order_items i JOIN orders o ON o.id = i.order_id
         WHERE o.live_id = $1 AND o.status <> 'cancelled'
-        GROUP BY i.product_id, i.sku, i.name
+        GROUP BY i.product_id
         ORDER BY revenue_cents DESC, units DESC
         LIMIT $2
         """,

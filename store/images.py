@@ -106,6 +106,9 @@ class LocalStorage:
         expected = self.signature(key, content_type, size, expires)
         return hmac.compare_digest(expected, signature) and expires >= time.time()
 
+    def exists(self, key: str) -> bool:
+        return (self.root / key).exists()
+
     def save(self, key: str, data: bytes) -> None:
         """Write atomically, so a half-written image is never served."""
         path = self.root / key

@@ -49,7 +49,7 @@ class OrderFilter:
             compact = re.sub(r"[.\-/\s]", "", term).upper()
             args.append(term.upper() if _CODE_PATTERN.match(term) else "")
             code_arg = len(args)
-            args.append(compact + "%")
+            args.append(_escape_like(compact) + "%")
             tax_arg = len(args)
             args.append("%" + _escape_like(term.lower()) + "%")
             name_arg = len(args)

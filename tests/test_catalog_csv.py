@@ -126,3 +126,33 @@ async def test_bad_header_and_encoding(api, database_url):
     assert latin1.status == 400
     assert "UTF-8" in latin1.error["message"]
     assert empty.status == 400
+
+
+@pytest.mark.gen_test
+async def test_malformed_csv_rejected(api, database_url):
+    await _setup(api, database_url)
+
+    twice = await api.post(
+        CSV_PATH, raw_body=b"sku,sku,name,price_cents\nA,A,B,1\n", headers=HEADERS
+    )
+    quote = await api.post(
+        CSV_PATH, raw_body=b'sku,name,price_cents\nQ-1,"abc,100\n', headers=HEADERS
+    )
+    live = await api.get("/api/v1/manager/lives/summer-24")
+
+    assert twice.status == 400
+    assert "twice" in twice.error["message"]
+    assert quote.status == 400
+    assert quote.error["code"] == "csv_invalid"
+    assert live.json["products"] == []
+
+
+@pytest.mark.gen_test
+async def test_export_neutralises_formulas(api, database_url):
+    await _setup(api, database_url)
+    await create_product(api, sku="F-1", name="=HYPERLINK(1)")
+
+    exported = await api.get(CSV_PATH)
+    rows = list(csv.DictReader(io.StringIO(exported.raw.decode())))
+
+    assert rows[0]["name"] == "'=HYPERLINK(1)"

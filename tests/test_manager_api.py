@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 
@@ -334,3 +335,17 @@ async def test_accounts_are_admin_only(api, database_url):
     assert listed.status == 403
     assert create.status == 403
     assert lives.status == 201
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_concurrent_failures_still_throttled(api, database_url):
+    await login_manager(api, database_url)
+    wrong = {"username": "host1", "password": "wrong password"}
+
+    responses = await asyncio.gather(
+        *(api.post("/api/v1/manager/login", wrong) for _ in range(20))
+    )
+
+    statuses = sorted(response.status for response in responses)
+    assert statuses.count(401) == 5, statuses
+    assert statuses.count(429) == 15, statuses

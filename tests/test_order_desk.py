@@ -250,3 +250,47 @@ async def test_manager_topics_need_auth(api, database_url, base_url):
     assert own["op"] == "subscribed"
     await host.send({"op": "subscribe", "topic": "manager:1"})
     assert await host.wait_closed() == 4003
+
+
+@pytest.mark.gen_test
+async def test_failed_patch_changes_nothing(api, database_url):
+    product = await _desk(api, database_url)
+    code = (await _place(api, product["id"], 1))["order"]["code"]
+    manager_id = (await api.get("/api/v1/manager/accounts")).json["managers"][0]["id"]
+
+    response = await api.patch(
+        f"{DESK}/{code}", {"assigned_manager_id": manager_id, "status": "done"}
+    )
+    detail = await api.get(f"{DESK}/{code}")
+
+    assert response.status == 409
+    assert detail.json["assigned_manager_id"] is None
+    assert detail.json["history"] == []
+
+
+@pytest.mark.gen_test
+async def test_search_wildcards_are_literal(api, database_url):
+    product = await _desk(api, database_url)
+    await _place(api, product["id"], 1, company_name="Acme 100%")
+    await _place(api, product["id"], 1, company_name="Plain")
+
+    percent = await api.get(f"{DESK}?q=%25")
+    underscore = await api.get(f"{DESK}?q=_")
+
+    assert [order["company_name"] for order in percent.json["orders"]] == ["Acme 100%"]
+    assert underscore.json["orders"] == []
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_logout_closes_manager_sockets(api, database_url, base_url, ctx):
+    await _desk(api, database_url)
+    manager = await Socket.open(base_url)
+    await manager.send({"op": "auth", "token": api.access_token})
+    await manager.receive()
+    await manager.subscribe("managers:summer-24")
+
+    await api.post("/api/v1/manager/logout")
+    for handler in list(ctx.sockets):
+        await handler.check_still_authorized()
+
+    assert await manager.wait_closed() == 4001

@@ -88,10 +88,14 @@ export function mountCatalog(container, { slug, store }) {
     // The stock shown when the edit began; the change is sent as a delta from it, so a
     // sale made meanwhile is not overwritten.
     let stockBaseline = product.stock;
+    // The last price sent. Enter and the change event that follows it (on blur, or when
+    // save() disables the focused input) must send an edit only once.
+    let priceBaseline = product.price_cents;
     stock.addEventListener('focus', () => {
       stockBaseline = store.products.get(product.id)?.stock ?? product.stock;
     });
 
+    /** Sends `fields` and resolves true when the server saved them, false on an error. */
     const save = async (fields, input) => {
       clearErrors(row);
       input.disabled = true;
@@ -99,12 +103,14 @@ export function mountCatalog(container, { slug, store }) {
         store.upsertProduct(await managerApi.updateProduct(slug, product.id, fields));
         input.classList.add('saved');
         setTimeout(() => input.classList.remove('saved'), 1200);
+        return true;
       } catch (error) {
         showError(row, error);
         if (error.code === 'version_conflict') {
           showError(row, { message: `${error.message} The row now shows the current values; edit again if needed.` });
           store.feed.reload();
         }
+        return false;
       } finally {
         input.disabled = false;
       }
@@ -112,12 +118,16 @@ export function mountCatalog(container, { slug, store }) {
 
     const commitPrice = () => {
       const cents = parseAmount(price.value, currency);
-      if (cents === product.price_cents) return;
+      if (cents === priceBaseline) return;
       if (cents === null || Number.isNaN(cents)) {
         showError(row, { field: 'price_cents', message: 'Enter a price such as 29.90.' });
         return;
       }
-      save({ price_cents: cents, version: product.version }, price);
+      const previous = priceBaseline;
+      priceBaseline = cents;
+      save({ price_cents: cents, version: product.version }, price).then((saved) => {
+        if (!saved) priceBaseline = previous;
+      });
     };
     const commitStock = () => {
       const value = parseCount(stock.value);
@@ -126,7 +136,12 @@ export function mountCatalog(container, { slug, store }) {
         showError(row, { field: 'stock', message: 'Enter a whole number of units, 0 or more.' });
         return;
       }
-      save({ stock_delta: value - stockBaseline }, stock);
+      // Moved before the request, so a second commit of the same value sends nothing.
+      const previous = stockBaseline;
+      stockBaseline = value;
+      save({ stock_delta: value - previous }, stock).then((saved) => {
+        if (!saved) stockBaseline = previous;
+      });
     };
     const onKey = (commit, input) => (event) => {
       if (event.key === 'Enter') {

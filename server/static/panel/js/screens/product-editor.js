@@ -50,7 +50,7 @@ export function openProductEditor({ slug, store, product }) {
     h('div', { class: 'grid-3' },
       field('Price', h('input', { name: 'price_cents', inputmode: 'decimal', value: centsToInput(product?.price_cents, currency), required: true })),
       field(product ? 'Stock' : 'Initial stock', numberInput('stock', product?.stock ?? 0), product ? 'Saved as a change from the stock shown, so sales meanwhile are kept.' : null),
-      field('Low stock alert at', numberInput('low_stock_threshold', product?.low_stock_threshold), 'Empty for no alert.'),
+      field('Low stock alert at', numberInput('low_stock_threshold', product?.low_stock_threshold ?? 0), 'Alerts when a sale leaves this many units or fewer, so 0 alerts when it sells out.'),
       field('Min quantity', numberInput('min_quantity', product?.min_quantity ?? 1)),
       field('Step', numberInput('step', product?.step ?? 1)),
       field('Max quantity', numberInput('max_quantity', product?.max_quantity), 'Empty for no limit.'),
@@ -188,6 +188,8 @@ function readFields(form, tiersBody, currency) {
     fields[name] = value;
   }
   if (fields.stock === null) return invalid('stock', 'Enter the stock, 0 or more.');
+  // The server stores a threshold for every product (0 when none is given) and rejects null.
+  if (fields.low_stock_threshold === null) fields.low_stock_threshold = 0;
   if (!fields.min_quantity) return invalid('min_quantity', 'Enter a minimum quantity of 1 or more.');
   if (!fields.step) return invalid('step', 'Enter a step of 1 or more.');
   if (fields.max_quantity !== null && fields.max_quantity < fields.min_quantity) {
