@@ -125,8 +125,9 @@ export function mountBanners(section, { slug, store }) {
       const data = new FormData(form);
       const fields = {
         text: data.get('text').trim(),
-        image_url: data.get('image_url').trim() || null,
-        link_url: data.get('link_url').trim() || null,
+        // The server stores '' for no URL and rejects null.
+        image_url: data.get('image_url').trim(),
+        link_url: data.get('link_url').trim(),
         visible: data.get('visible') === 'on',
         show_at: fromLocalInputValue(data.get('show_at')),
         hide_at: fromLocalInputValue(data.get('hide_at')),

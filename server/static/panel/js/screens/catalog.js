@@ -209,28 +209,32 @@ export function mountCatalog(container, { slug, store }) {
     handle.addEventListener('pointerdown', (event) => {
       if (event.button !== 0) return;
       event.preventDefault();
-      handle.setPointerCapture(event.pointerId);
+      const pointerId = event.pointerId;
       const before = [...tbody.children];
       row.classList.add('dragging');
+      // The listeners sit on the document, because moving the row detaches the handle
+      // for a moment and the browser then releases its pointer capture.
       const onMove = (moveEvent) => {
+        if (moveEvent.pointerId !== pointerId) return;
         const target = document.elementFromPoint(moveEvent.clientX, moveEvent.clientY)?.closest('tr');
         if (!target || target === row || target.parentElement !== tbody) return;
         const box = target.getBoundingClientRect();
         if (moveEvent.clientY < box.top + box.height / 2) target.before(row);
         else target.after(row);
       };
-      const onUp = () => {
-        handle.removeEventListener('pointermove', onMove);
-        handle.removeEventListener('pointerup', onUp);
-        handle.removeEventListener('pointercancel', onUp);
+      const onUp = (upEvent) => {
+        if (upEvent.pointerId !== pointerId) return;
+        document.removeEventListener('pointermove', onMove);
+        document.removeEventListener('pointerup', onUp);
+        document.removeEventListener('pointercancel', onUp);
         row.classList.remove('dragging');
         if ([...tbody.children].some((node, index) => node !== before[index])) {
           savePositions();
         }
       };
-      handle.addEventListener('pointermove', onMove);
-      handle.addEventListener('pointerup', onUp);
-      handle.addEventListener('pointercancel', onUp);
+      document.addEventListener('pointermove', onMove);
+      document.addEventListener('pointerup', onUp);
+      document.addEventListener('pointercancel', onUp);
     });
     handle.addEventListener('keydown', (event) => {
       if (event.key === 'ArrowUp' && row.previousElementSibling) {
