@@ -117,6 +117,13 @@ class Presence:
         return totals
 
     async def publish_totals(self) -> None:
+        if not self._published:
+            # A new lease holder starts from what the previous one published, so a
+            # change of holder does not send every count again.
+            published: Any = await self._client.hgetall(TOTALS_KEY)
+            self._published = {
+                topic.decode(): int(count) for topic, count in published.items()
+            }
         totals = await self.totals()
         changed = {
             topic: count
