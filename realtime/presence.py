@@ -33,6 +33,8 @@ TOTALS_KEY = PREFIX + "totals"
 
 # A process that has not reported for this long is taken as gone.
 PROCESS_TTL = 5
+# A count that moved by less than 1% is still published after this many seconds.
+STALE_AFTER = 5.0
 
 _RENEW_LEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -40,6 +42,24 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0
 """
+
+
+def worth_publishing(
+    previous: int | None, count: int, published_at: float, now: float
+) -> bool:
+    """Tell whether a viewer count is worth a broadcast.
+
+    Any change of a small crowd is. For a large one, a change of 1% or more is, and a
+    smaller one only after STALE_AFTER seconds: every event reaches every viewer, so
+    this spares a broadcast a second during a reconnect storm.
+    """
+    if previous == count:
+        return False
+    if previous is None:
+        return True
+    if abs(count - previous) >= max(1, previous // 100):
+        return True
+    return now - published_at >= STALE_AFTER
 
 
 def process_id() -> str:
@@ -61,6 +81,7 @@ class Presence:
         self._id = process_id()
         self._renew_lease = client.register_script(_RENEW_LEASE)
         self._published: dict[str, int] = {}
+        self._published_at: dict[str, float] = {}
 
     async def run(self) -> None:
         while True:
@@ -125,10 +146,11 @@ class Presence:
                 topic.decode(): int(count) for topic, count in published.items()
             }
         totals = await self.totals()
+        now = time.monotonic()
         changed = {
             topic: count
             for topic, count in totals.items()
-            if self._published.get(topic) != count
+            if self._worth_publishing(topic, count, now)
         }
         # Topics whose last viewer left drop to zero once.
         for topic in self._published:
@@ -147,6 +169,12 @@ class Presence:
                 topic, "viewers.changed", {"viewers": count, "peak": peak}
             )
             self._published[topic] = count
+            self._published_at[topic] = now
+
+    def _worth_publishing(self, topic: str, count: int, now: float) -> bool:
+        return worth_publishing(
+            self._published.get(topic), count, self._published_at.get(topic, 0.0), now
+        )
 
     async def _record_peak(self, topic: str, count: int) -> int:
         current = await self._client.hget(PEAKS_KEY, topic)

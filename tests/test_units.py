@@ -8,6 +8,7 @@ import pytest
 
 from handlers.redaction import redact
 from handlers.validation import is_valid_cnpj, normalize_tax_id
+from realtime.presence import worth_publishing
 from server.logs import JsonFormatter
 from server.settings import Settings, SettingsError
 from store.errors import InvalidInput
@@ -97,3 +98,13 @@ def test_json_log_line_has_request_fields():
     assert '"method":"GET"' in line
     assert '"status":200' in line
     assert '"request_id":"abc"' in line
+
+
+def test_viewer_counts_published_on_real_change():
+    assert worth_publishing(10, 11, 100.0, 100.5)
+    assert not worth_publishing(10, 10, 100.0, 200.0)
+    assert worth_publishing(None, 1, 0.0, 100.5)
+    # A large crowd: 0.5% is held back until the count is stale, 1% is not.
+    assert not worth_publishing(10_000, 10_050, 100.0, 101.0)
+    assert worth_publishing(10_000, 10_100, 100.0, 101.0)
+    assert worth_publishing(10_000, 10_050, 100.0, 106.0)
