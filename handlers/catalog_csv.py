@@ -205,7 +205,7 @@ def _row_to_body(record: dict[str, Any]) -> dict[str, Any]:
     for name, value in record.items():
         if name is None:
             raise InvalidInput("the row has more cells than the header", field=None)
-        value = (value or "").strip()
+        value = _unescape_cell((value or "").strip())
         if name in INTEGER_COLUMNS:
             if value == "":
                 if name == "max_quantity":
@@ -229,6 +229,13 @@ def _row_to_body(record: dict[str, Any]) -> dict[str, Any]:
         else:
             body[name] = value
     return body
+
+
+def _unescape_cell(value: str) -> str:
+    """Undo the export's formula escape, so an unchanged export imports as is."""
+    if len(value) > 1 and value[0] == "'" and value[1] in "=+-@\t\r":
+        return value[1:]
+    return value
 
 
 def _parse_tiers(value: str) -> list[dict[str, int]]:

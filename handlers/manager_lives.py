@@ -225,7 +225,7 @@ def _parse_flash_offer(body: dict[str, Any]) -> dict[str, Any]:
     price = get_int(
         body,
         "flash_price_cents",
-        minimum=0,
+        minimum=1,
         maximum=MAX_PRICE_CENTS,
         required=False,
         nullable=True,

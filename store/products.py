@@ -141,6 +141,22 @@ async def create(
             field="sku",
             code="duplicate_sku",
         ) from None
+    except asyncpg.CheckViolationError as exc:
+        raise _rule_conflict(exc) from None
+
+
+def _rule_conflict(exc: asyncpg.CheckViolationError) -> Conflict:
+    if exc.constraint_name == "products_flash_below_price":
+        return Conflict(
+            "flash_price_cents must be below the product's price_cents",
+            field="flash_price_cents",
+            code="invalid_product",
+        )
+    return Conflict(
+        "the product would break a rule: max_quantity must not be below "
+        f"min_quantity and stock must not be negative ({exc.constraint_name})",
+        code="invalid_product",
+    )
 
 
 async def update(
@@ -202,11 +218,7 @@ async def update(
             code="duplicate_sku",
         ) from None
     except asyncpg.CheckViolationError as exc:
-        raise Conflict(
-            "the product would break a rule: max_quantity must not be below "
-            f"min_quantity and stock must not be negative ({exc.constraint_name})",
-            code="invalid_product",
-        ) from None
+        raise _rule_conflict(exc) from None
     return before, required(after)
 
 

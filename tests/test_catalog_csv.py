@@ -156,3 +156,16 @@ async def test_export_neutralises_formulas(api, database_url):
     rows = list(csv.DictReader(io.StringIO(exported.raw.decode())))
 
     assert rows[0]["name"] == "'=HYPERLINK(1)"
+
+
+@pytest.mark.gen_test
+async def test_unchanged_export_imports_as_is(api, database_url):
+    await _setup(api, database_url)
+    await create_product(api, sku="F-1", name="-20% pack", description="=1+1")
+
+    exported = await api.get(CSV_PATH)
+    await api.post(CSV_PATH, raw_body=exported.raw, headers=HEADERS)
+    live = await api.get("/api/v1/manager/lives/summer-24")
+
+    assert live.json["products"][0]["name"] == "-20% pack"
+    assert live.json["products"][0]["description"] == "=1+1"

@@ -179,3 +179,22 @@ async def test_dashboard_figures(api, database_url):
         sum(point["revenue_cents"] for point in figures["revenue_series"]) == expected
     )
     assert figures["viewers"] == {"now": 0, "peak": 0}
+
+
+@pytest.mark.gen_test
+async def test_flash_price_must_lower_price(api, database_url):
+    product = await _live(api, database_url)
+    ends = _iso(dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5))
+
+    free = await api.patch(
+        f"{PRODUCTS}/{product['id']}", {"flash_price_cents": 0, "flash_ends_at": ends}
+    )
+    higher = await api.patch(
+        f"{PRODUCTS}/{product['id']}",
+        {"flash_price_cents": 99_999, "flash_ends_at": ends},
+    )
+
+    assert free.status == 400
+    assert free.error["field"] == "flash_price_cents"
+    assert higher.status == 409
+    assert higher.error["field"] == "flash_price_cents"
