@@ -36,7 +36,8 @@ async def create(
 
 async def set_password(connection: Connection, username: str, password: str) -> bool:
     updated = await connection.fetchval(
-        "UPDATE managers SET password_hash = $2 WHERE username = $1 RETURNING id",
+        "UPDATE managers SET password_hash = $2 WHERE lower(username) = lower($1)"
+        " RETURNING id",
         username,
         hash_password(password),
     )
@@ -48,7 +49,8 @@ async def authenticate(
 ) -> asyncpg.Record | None:
     """Return the manager row when the password matches, else None."""
     row = await connection.fetchrow(
-        "SELECT id, username, role, password_hash FROM managers WHERE username = $1",
+        "SELECT id, username, role, password_hash FROM managers"
+        " WHERE lower(username) = lower($1)",
         username,
     )
     stored = None if row is None else row["password_hash"]

@@ -349,3 +349,20 @@ async def test_concurrent_failures_still_throttled(api, database_url):
     statuses = sorted(response.status for response in responses)
     assert statuses.count(401) == 5, statuses
     assert statuses.count(429) == 15, statuses
+
+
+@pytest.mark.gen_test
+async def test_usernames_ignore_case(api, database_url):
+    await login_manager(api, database_url, username="boss", role="admin")
+
+    twin = await api.post(
+        "/api/v1/manager/accounts",
+        {"username": "BOSS", "password": MANAGER_PASSWORD, "role": "host"},
+    )
+    login = await api.post(
+        "/api/v1/manager/login", {"username": "Boss", "password": MANAGER_PASSWORD}
+    )
+
+    assert twin.status == 409
+    assert login.status == 200
+    assert login.json["manager"]["username"] == "boss"
