@@ -1,4 +1,4 @@
-"""What every handler is given: settings, the PostgreSQL pool and the broker."""
+"""The shared state handed to every handler: settings, PostgreSQL pool, broker."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ PROBE_TIMEOUT = 2.0
 
 
 class HealthHandler(ApiHandler):
-    """Answers while the process runs its event loop, with its process id, open
+    """Respond while the process runs its event loop, with its process id, open
     sockets and socket counters."""
 
     def get(self) -> None:
@@ -30,7 +30,7 @@ class HealthHandler(ApiHandler):
 
 
 class ReadyHandler(ApiHandler):
-    """Answers 200 only while PostgreSQL and Redis are reachable and the process is
+    """Respond 200 only while PostgreSQL and Redis are reachable and the process is
     not draining, so HAProxy routes new connections elsewhere otherwise."""
 
     async def get(self) -> None:

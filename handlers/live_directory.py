@@ -1,4 +1,4 @@
-"""Which live slugs exist, cached so a reconnecting crowd costs PostgreSQL nothing."""
+"""A cache of the live slugs that exist, so a reconnecting crowd spares PostgreSQL."""
 
 from __future__ import annotations
 

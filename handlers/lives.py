@@ -4,21 +4,24 @@ from __future__ import annotations
 
 from handlers.base import ApiHandler
 from store import banners, lives, products
+from store.errors import NotFound
 
 
 class LiveHandler(ApiHandler):
     async def get(self, slug: str) -> None:
         topic = f"live:{slug}"
 
-        async with self.connection() as connection:
-            # Checked first, so an unknown slug creates nothing in Redis.
-            await lives.get_by_slug(connection, slug)
+        # Checked first, so an unknown slug creates nothing in Redis. The cached
+        # directory spares PostgreSQL when a crowd refetches after a reset.
+        if not await self.ctx.lives.exists(slug):
+            raise NotFound(f"live {slug!r} not found")
 
-            # The topic position is read before the state, so every change made after
-            # the state was read has a larger offset and reaches a client that
-            # subscribes from this position.
-            position = await self.ctx.broker.position(topic)
-            viewers, peak = await self.ctx.broker.presence.viewers(topic)
+        # The topic position is read before the state, so every change made after the
+        # state was read has a larger offset and reaches a client that subscribes from
+        # this position.
+        position = await self.ctx.broker.position(topic)
+        viewers, peak = await self.ctx.broker.presence.viewers(topic)
+        async with self.connection() as connection:
             live = await lives.get_by_slug(connection, slug)
             rows = await products.list_visible(connection, live["id"])
             shown_banners = await banners.shown_banners(connection, live["id"])

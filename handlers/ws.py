@@ -117,7 +117,7 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
     def _drop_upgrade_state(self) -> None:
         """Release what only the HTTP upgrade needed.
 
-        A socket lives for hours and a process holds tens of thousands, so the
+        A socket lives for hours and a process keeps tens of thousands, so the
         request's headers and arguments and the handler's template namespace would
         cost kilobytes each for nothing.
         """
@@ -299,7 +299,7 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
         """Send a frame built once for every socket; close this one if it lags.
 
         While nothing is queued the frame goes straight to the socket, which skips
-        the IOStream's bookkeeping on the fan-out path; only what the kernel does not
+        the IOStream's bookkeeping on the fan-out path. Only what the kernel does not
         take at once is queued on the stream.
         """
         stream = self._stream

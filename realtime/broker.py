@@ -103,7 +103,7 @@ class Broker:
         """Publish an event after its change was committed.
 
         Retries for a few seconds while Redis is unreachable. Returns None when every
-        attempt failed: the change stays committed, and once Redis answers again the
+        attempt failed: the change stays committed, and once Redis responds again the
         topic gets a new epoch, so every subscriber is reset and refetches the state.
         """
         delay = 0.2

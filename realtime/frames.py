@@ -31,5 +31,5 @@ def text_frame(payload: bytes) -> bytes:
 
 
 def ping_frame() -> bytes:
-    """Build an empty ping frame; the client answers it with a pong."""
+    """Build an empty ping frame; the client replies with a pong."""
     return bytes((0x89, 0))

@@ -12,18 +12,18 @@ log = logging.getLogger(__name__)
 
 
 class Subscriber(Protocol):
-    """A socket as the hub sees it: something that takes whole frames."""
+    """A socket as the hub uses it: an object that takes whole frames."""
 
     def send_frame(self, frame: bytes) -> None:
         """Queue an already-encoded frame without waiting for the network."""
 
 
 class Hub:
-    """Which local sockets follow which topic.
+    """The local sockets of each topic.
 
     A socket that is catching up on a topic is *pending*: events that arrive meanwhile
-    are queued for it and handed over once its recovered events are sent, so it sees
-    each event once and in order.
+    are queued for it and handed over once its recovered events are sent, so it
+    receives each event once and in order.
     """
 
     def __init__(self) -> None:
@@ -58,7 +58,7 @@ class Hub:
         self._live[topic].add(subscriber)
 
     def remove(self, topic: str, subscriber: Subscriber) -> bool:
-        """Drop the socket from the topic; return True when nobody local is left."""
+        """Drop the socket from the topic; return True if no local socket is left."""
         self._pending.get(topic, {}).pop(subscriber, None)
         live = self._live.get(topic)
         if live is not None:

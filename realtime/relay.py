@@ -1,10 +1,10 @@
 """The Redis pub/sub relay: brings every published event to this process's sockets.
 
 One pub/sub connection per process, subscribed to exactly the topics that have local
-subscribers. The relay remembers the last offset it forwarded per topic: a message
+subscribers. The relay remembers the last offset it forwarded per topic. A message
 that skips offsets (Redis dropped some, or the connection was lost) is preceded by
-the missing events read from the topic's history, and after a reconnect every topic
-is caught up the same way, or reset when its epoch changed.
+the missing events, read from the topic's history. After a reconnect every topic is
+caught up the same way, or reset when its epoch changed.
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ return {epoch, offset}
 
 
 # Replaces the epoch unless another process already did, so every offset a client
-# holds from the old epoch leads to a reset.
+# has from the old epoch leads to a reset.
 _BUMP_EPOCH_SCRIPT = """
 local epoch = redis.call('GET', KEYS[1])
 if epoch == ARGV[1] or not epoch then

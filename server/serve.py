@@ -114,7 +114,7 @@ async def serve(settings: Settings) -> None:
     server = HTTPServer(
         app,
         xheaders=True,
-        # Over-limit bodies get the JSON 413 from the handler, which sees the
+        # Over-limit bodies get the JSON 413 from the handler, which reads the
         # Content-Length first; this cap only stops a body with no length.
         max_body_size=max(settings.max_body_bytes, settings.max_image_bytes) * 2,
         idle_connection_timeout=75,

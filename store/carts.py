@@ -46,7 +46,7 @@ async def open_cart(
     """Return the cart joined with its live, or raise AccessDenied.
 
     An unknown cart and a wrong token raise the same error, so the response never
-    tells which carts exist.
+    reveals which carts exist.
     """
     lock = " FOR UPDATE OF c" if for_update else ""
     row = await connection.fetchrow(
@@ -76,7 +76,7 @@ def _require_open(cart: asyncpg.Record) -> None:
 async def view(connection: Connection, cart: asyncpg.Record) -> dict[str, Any]:
     """Price every line with the tier that applies and return the cart's wire form.
 
-    A line whose price moved since the buyer last saw it carries the old price; the
+    A line whose price moved since the buyer last saw it carries the old price. The
     new one is then recorded as seen, because this response shows it.
     """
     rows = await connection.fetch(_LINE_QUERY, cart["id"])

@@ -41,7 +41,7 @@ class NotFound(StoreError):
 
 
 class AccessDenied(StoreError):
-    """A secret token does not open the cart or order; says nothing of existence."""
+    """A token that does not open the cart or order, which may or may not exist."""
 
     code = "forbidden"
 

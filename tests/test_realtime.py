@@ -196,8 +196,8 @@ async def test_flushed_redis_gets_reset(api, database_url, base_url):
     client = aioredis.from_url(REDIS_URL)
     await client.flushdb()
     await client.aclose()
-    # The relay learns of the flush from the first event of the new epoch, and a
-    # socket that resubscribes meanwhile is reset then; no event was missed before.
+    # The relay learns of the flush from the first event of the new epoch. A socket
+    # that resubscribes meanwhile is reset then, and it missed no event before.
     again = await Socket.open(base_url)
     reply = await again.subscribe(
         "live:summer-24", epoch=subscribed["epoch"], offset=subscribed["offset"]

@@ -82,7 +82,7 @@ async def test_silent_peer_is_dropped(http_port, http_server, ctx):
     quiet = await raw_socket(http_port)
     loop = asyncio.get_running_loop()
 
-    # The socket never answers pings: it is dropped after one interval and timeout.
+    # The socket never replies to pings: it is dropped after one interval and timeout.
     received = b""
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
@@ -103,7 +103,7 @@ async def test_silent_peer_is_dropped(http_port, http_server, ctx):
 @pytest.mark.gen_test(timeout=15)
 async def test_answering_peer_is_kept(base_url, http_server, ctx, database_url):
     await insert_lives(database_url, ["still-here"])
-    # Tornado's client answers pings, so it outlives several ping intervals.
+    # Tornado's client replies to pings, so it outlives several ping intervals.
     socket_ = await Socket.open(base_url)
 
     await asyncio.sleep(3)

@@ -56,7 +56,7 @@ class Socket:
 
 
 async def raw_socket(port: int, receive_buffer: int | None = None) -> socket.socket:
-    """Open a WebSocket with a plain socket that answers nothing by itself.
+    """Open a WebSocket with a plain socket that replies to nothing by itself.
 
     With ``receive_buffer`` set the kernel buffers little for it, so a client that
     never reads makes the server's send buffer grow.

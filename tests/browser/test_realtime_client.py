@@ -120,7 +120,7 @@ async def test_client_resumes_after_drop_and_restart(api, database_url, base_url
             await api.patch(f"{PRODUCTS}/{product['id']}", {"stock": stock})
         await _wait_stock(page, 15)
 
-        # A restarting server tells the client when to come back.
+        # A restarting server sends the client its reconnect delay.
         for socket in list(ctx.sockets):
             socket.advise_reconnect(0.5)
         for stock in range(15, 20):

@@ -93,7 +93,7 @@ class Topology:
         return int(output)
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
-        """Wait until every process and HAProxy answer /readyz with 200."""
+        """Wait until every process and HAProxy return 200 for /readyz."""
         deadline = time.monotonic() + timeout
         urls = [self.process_url(index) for index in range(1, self.processes + 1)]
         pending = [*urls, self.base_url]

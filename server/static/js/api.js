@@ -30,19 +30,29 @@ function recordServerDate(response) {
 }
 
 /**
- * A failed API call. `code`, `message`, `field`, `lines` and `productIds` (the error's
- * `product_ids`, e.g. of `product_unavailable`) come from the server's
- * `{"error": {...}}` body. `status` is the HTTP status, or 0 when the request never got
+ * A failed API call. `code`, `message`, `field`, `lines`, `errors` (CSV line errors)
+ * and `productIds` (the error's `product_ids`, e.g. of `product_unavailable`) come from
+ * the server's `{"error": {...}}` body. `status` is the HTTP status, or 0 when the request never got
  * a response (then `code` is 'network_error').
  */
 export class ApiError extends Error {
-  constructor({ status, code, message, field = null, lines = null, productIds = null, retryAfterSeconds = null }) {
+  constructor({
+    status,
+    code,
+    message,
+    field = null,
+    lines = null,
+    errors = null,
+    productIds = null,
+    retryAfterSeconds = null,
+  }) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
     this.code = code;
     this.field = field;
     this.lines = lines;
+    this.errors = errors;
     this.productIds = productIds;
     this.retryAfterSeconds = retryAfterSeconds;
   }
@@ -82,7 +92,8 @@ async function request(method, path, { body, headers = {} } = {}) {
   throw toApiError(response, payload);
 }
 
-function toApiError(response, payload) {
+/** Converts an error response and its decoded body into an ApiError. */
+export function toApiError(response, payload) {
   const retryAfter = Number.parseInt(response.headers.get('Retry-After') ?? '', 10);
   const retryAfterSeconds = Number.isFinite(retryAfter) ? retryAfter : null;
   const detail = payload?.error;
@@ -93,6 +104,7 @@ function toApiError(response, payload) {
       message: detail.message || `Request failed with HTTP ${response.status}.`,
       field: detail.field ?? null,
       lines: Array.isArray(detail.lines) ? detail.lines : null,
+      errors: Array.isArray(detail.errors) ? detail.errors : null,
       productIds: Array.isArray(detail.product_ids) ? detail.product_ids : null,
       retryAfterSeconds,
     });

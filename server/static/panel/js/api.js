@@ -10,26 +10,12 @@ import {
   refreshTokens,
   storeTokens,
 } from './session.js';
+// The storefront's module holds the error shape both apps share.
+import { ApiError, toApiError } from '/static/js/api.js';
+
+export { ApiError, toApiError };
 
 export const API_ROOT = '/api/v1/manager';
-
-/**
- * A failed API call with the server's `{"error": {...}}` fields: `code`, `message`,
- * `field`, plus `errors` (CSV line errors) and `lines` when present. `status` is the
- * HTTP status, or 0 when no response arrived (then `code` is 'network_error').
- */
-export class ApiError extends Error {
-  constructor({ status, code, message, field = null, errors = null, lines = null, retryAfterSeconds = null }) {
-    super(message);
-    this.name = 'ApiError';
-    this.status = status;
-    this.code = code;
-    this.field = field;
-    this.errors = errors;
-    this.lines = lines;
-    this.retryAfterSeconds = retryAfterSeconds;
-  }
-}
 
 /** Encodes one path segment. */
 export const segment = (value) => encodeURIComponent(String(value));
@@ -119,29 +105,6 @@ async function readResponse(response, as) {
   throw error;
 }
 
-/** Converts an error response into an ApiError. */
-export function toApiError(response, payload) {
-  const retryAfter = Number.parseInt(response.headers.get('Retry-After') ?? '', 10);
-  const retryAfterSeconds = Number.isFinite(retryAfter) ? retryAfter : null;
-  const detail = payload?.error;
-  if (detail && typeof detail.code === 'string') {
-    return new ApiError({
-      status: response.status,
-      code: detail.code,
-      message: detail.message || `Request failed with HTTP ${response.status}.`,
-      field: detail.field ?? null,
-      errors: Array.isArray(detail.errors) ? detail.errors : null,
-      lines: Array.isArray(detail.lines) ? detail.lines : null,
-      retryAfterSeconds,
-    });
-  }
-  const message =
-    response.status === 503
-      ? 'The server is temporarily unavailable. Try again in a moment.'
-      : `Request failed with HTTP ${response.status}.`;
-  return new ApiError({ status: response.status, code: 'http_error', message, retryAfterSeconds });
-}
-
 /** Signs in and stores the tokens. Rejects with an ApiError (429 carries `retryAfterSeconds`). */
 export async function login(username, password) {
   let response;
@@ -162,7 +125,7 @@ export async function login(username, password) {
   return payload.manager;
 }
 
-/** Revokes the login on the server (best effort) and forgets it here. */
+/** Revokes the login on the server (best effort) and clears it here. */
 export async function logout() {
   try {
     await send('POST', '/logout', {});

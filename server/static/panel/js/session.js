@@ -53,7 +53,7 @@ export function storeTokens(response) {
   scheduleRefresh();
 }
 
-/** Forgets the login and tells listeners (`ended` event, `detail.reason`). */
+/** Clears the login and notifies listeners (`ended` event, `detail.reason`). */
 export function endSession(reason = 'signed_out') {
   const hadSession = current !== null;
   current = null;
@@ -64,7 +64,7 @@ export function endSession(reason = 'signed_out') {
   }
 }
 
-/** Whether the access token expires within the refresh margin. */
+/** Returns whether the access token expires within the refresh margin. */
 export function accessTokenExpiresSoon() {
   return current !== null && current.expires_at - Date.now() < REFRESH_MARGIN_MS;
 }
@@ -82,9 +82,9 @@ export function scheduleRefresh() {
 
 /**
  * Exchanges the refresh token for new tokens. Concurrent callers share one request.
- * Resolves with the new access token. Rejects with the response's error; a 4xx ends
- * the session (the refresh token is used, expired or revoked), while a network error
- * or 5xx keeps it so a later call can try again.
+ * Resolves with the new access token, or rejects with the response's error. A 4xx
+ * ends the session, because the refresh token is used, expired or revoked. A network
+ * error or a 5xx keeps it, so a later call can try again.
  */
 export function refreshTokens() {
   if (refreshInFlight) {
