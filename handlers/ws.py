@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import enum
 import logging
 import random
+from collections.abc import Awaitable
+from socket import socket as Connection
 from typing import Any
 
 import orjson
-import tornado.web
-import tornado.websocket
-from tornado.httputil import HTTPHeaders
 from tornado.ioloop import IOLoop
-from tornado.iostream import IOStream, StreamBufferFullError, StreamClosedError
 
 from handlers.auth import AuthError, verify_access_token
 from handlers.base import OUTAGE_ERRORS
@@ -20,141 +17,66 @@ from handlers.context import AppContext
 from realtime.frames import encode, ping_frame, text_frame
 from realtime.limits import TokenBucket
 from realtime.topics import TOPIC_PATTERN, Position
+from realtime.websocket import CloseCode, WebSocket
 from store import orders
 
 log = logging.getLogger(__name__)
 
 MAX_TOPICS_PER_SOCKET = 128
+# Inbound messages are small JSON commands.
+MAX_MESSAGE_SIZE = 64 * 1024
 # A socket whose unsent data passes this is too slow to keep up and is closed.
 MAX_OUTGOING_BUFFER = 1024 * 1024
 
 PING_FRAME = ping_frame()
-# Stands in for the headers of every upgraded socket; nothing writes to it.
-_EMPTY_HEADERS = HTTPHeaders()
+
+# Application close codes (4000-4999): a manager socket without valid credentials,
+# and one whose manager may not follow the topic.
+UNAUTHORIZED = 4001
+FORBIDDEN = 4003
 
 
-class CloseCode(enum.IntEnum):
-    GOING_AWAY = 1001
-    POLICY_VIOLATION = 1008
-    SERVICE_RESTART = 1012
-    TRY_AGAIN_LATER = 1013
-    # Application codes (4000-4999): a manager socket without valid credentials,
-    # and one whose manager may not follow the topic.
-    UNAUTHORIZED = 4001
-    FORBIDDEN = 4003
+class Socket(WebSocket):
+    """A client's socket: subscribe and unsubscribe commands, and its topics."""
 
+    __slots__ = (
+        "ctx",
+        "manager",
+        "message_rate",
+        "ping_sent_at",
+        "pong_received_at",
+        "topics",
+    )
 
-class SocketHandler(tornado.websocket.WebSocketHandler):
-    ctx: AppContext
-    ping_sent_at: float
-    pong_received_at: float
-
-    def initialize(self, ctx: AppContext) -> None:
+    def __init__(self, ctx: AppContext, connection: Connection, remote_ip: str) -> None:
+        super().__init__(connection, remote_ip, MAX_MESSAGE_SIZE, MAX_OUTGOING_BUFFER)
+        settings = ctx.settings
         self.ctx = ctx
         self.topics: set[str] = set()
-        self._stream: IOStream | None = None
-        self.ping_sent_at = 0.0
-        self.pong_received_at = 0.0
-        self._retry_after = 1
         self.manager: dict[str, Any] | None = None
-
-    def prepare(self) -> None:
-        limiter = self.ctx.connect_limiter
-        if limiter is None:
-            return
-        address = self.request.remote_ip or "unknown"
-        allowed, wait = limiter.allow(address)
-        if not allowed:
-            self.ctx.counters["rejected_rate"] += 1
-            self._retry_after = max(1, round(wait))
-            raise tornado.web.HTTPError(
-                429, "too many new sockets from %s", address, reason="Too Many Requests"
-            )
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        # send_error clears headers set before the error, so Retry-After goes here.
-        if status_code == 429:
-            self.set_header("Retry-After", str(self._retry_after))
-        self.set_header("Content-Type", "application/json")
-        self.finish(
-            orjson.dumps(
-                {
-                    "error": {
-                        "code": "too_many_requests" if status_code == 429 else "error",
-                        "message": self._reason,
-                        "field": None,
-                    }
-                }
-            )
-        )
-
-    def check_origin(self, origin: str) -> bool:
-        # The socket carries only public topics or topics opened by a secret token
-        # sent in a message, never by cookies, so any origin may connect.
-        return True
-
-    def open(self, *args: str, **kwargs: str) -> None:
-        settings = self.ctx.settings
-        if self.ctx.draining:
-            self.close(CloseCode.SERVICE_RESTART, "server restarting; reconnect")
-            return
-        if len(self.ctx.sockets) >= settings.max_sockets:
-            self.ctx.counters["rejected_cap"] += 1
-            self.close(CloseCode.TRY_AGAIN_LATER, "server full; try again later")
-            return
-
-        assert self.ws_connection is not None
-        self._stream = self.ws_connection.stream
-        assert self._stream is not None
-        self._stream.max_write_buffer_size = MAX_OUTGOING_BUFFER
-        self._messages = TokenBucket(
+        self.message_rate = TokenBucket(
             settings.ws_message_rate, settings.ws_message_burst
         )
-        self._drop_upgrade_state()
-        self.ctx.sockets.add(self)
-        self.ctx.counters["opened"] += 1
+        self.ping_sent_at = 0.0
+        self.pong_received_at = 0.0
 
-    def _drop_upgrade_state(self) -> None:
-        """Release what only the HTTP upgrade needed.
-
-        A socket lives for hours and a process keeps tens of thousands, so the
-        request's headers and arguments and the handler's template namespace would
-        cost kilobytes each for nothing.
-        """
-        self.remote_ip = self.request.remote_ip or "unknown"
-        request = self.request
-        request.headers = _EMPTY_HEADERS
-        request.query_arguments = {}
-        request.body_arguments = {}
-        request.arguments = {}
-        request.files = {}
-        self._headers = _EMPTY_HEADERS
-        self.ui = None  # type: ignore[assignment]
-        self.path_args = []
-        self.path_kwargs = {}
-
-    async def on_message(self, message: str | bytes) -> None:
-        if self._stream is None:
-            # Closed already; Tornado still hands over messages it had read.
-            return
-        if not self._messages.take():
+    def on_message(self, message: str | bytes) -> Awaitable[None] | None:
+        if not self.message_rate.take():
             self.ctx.counters["closed_flooding"] += 1
             self.close(CloseCode.POLICY_VIOLATION, "too many messages; slow down")
-            self._stream = None
-            return
+            return None
         try:
             request = orjson.loads(message)
         except orjson.JSONDecodeError:
             self._send_error(None, "invalid_json", "messages must be JSON objects")
-            return
+            return None
         if not isinstance(request, dict):
             self._send_error(None, "invalid_json", "messages must be JSON objects")
-            return
+            return None
 
         op = request.get("op")
         if op == "auth":
-            await self._authenticate(request)
-            return
+            return self._authenticate(request)
         topic = request.get("topic")
         if not isinstance(topic, str) or not TOPIC_PATTERN.match(topic):
             self._send_error(
@@ -162,17 +84,18 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
                 "invalid_topic",
                 "topic must look like live:{slug}",
             )
-            return
+            return None
 
         if op == "subscribe":
-            await self._subscribe(topic, request)
-        elif op == "unsubscribe":
+            return self._subscribe(topic, request)
+        if op == "unsubscribe":
             self.topics.discard(topic)
             self.ctx.broker.unsubscribe(self, topic)
-        else:
-            self._send_error(
-                topic, "invalid_op", f"op must be subscribe or unsubscribe, got {op!r}"
-            )
+            return None
+        self._send_error(
+            topic, "invalid_op", f"op must be subscribe or unsubscribe, got {op!r}"
+        )
+        return None
 
     async def _authenticate(self, request: dict[str, Any]) -> None:
         """Check a manager's access token, sent as the socket's first message."""
@@ -182,7 +105,7 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
             return
         token = request.get("token")
         if not isinstance(token, str) or not token:
-            self.close(CloseCode.UNAUTHORIZED, "send the access token in token")
+            self.close(UNAUTHORIZED, "send the access token in token")
             return
         try:
             self.manager = await verify_access_token(
@@ -190,7 +113,7 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
             )
             self.manager["token"] = token
         except AuthError as exc:
-            self.close(CloseCode.UNAUTHORIZED, exc.message)
+            self.close(UNAUTHORIZED, exc.message)
             return
         self.send_frame(
             text_frame(
@@ -227,7 +150,7 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
         if kind in ("managers", "manager"):
             if self.manager is None:
                 self.close(
-                    CloseCode.UNAUTHORIZED,
+                    UNAUTHORIZED,
                     "manager topics need {op: auth, token} first",
                 )
                 return False
@@ -241,7 +164,7 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
                 and name != self.manager["sub"]
                 and self.manager["role"] != "admin"
             ):
-                self.close(CloseCode.FORBIDDEN, "only admins follow other managers")
+                self.close(FORBIDDEN, "only admins follow other managers")
                 return False
             if kind == "managers" and not await self.ctx.lives.exists(name):
                 self._send_error(topic, "unknown_topic", f"there is no live {name}")
@@ -295,53 +218,24 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
         if not subscribed:
             self.topics.discard(topic)
 
-    def send_frame(self, frame: bytes) -> None:
-        """Send a frame built once for every socket; close this one if it lags.
-
-        While nothing is queued the frame goes straight to the socket, which skips
-        the IOStream's bookkeeping on the fan-out path. Only what the kernel does not
-        take at once is queued on the stream.
-        """
-        stream = self._stream
-        if stream is None:
-            return
-        if not stream._write_buffer and not stream.closed():
-            try:
-                sent = stream.socket.send(frame)
-            except BlockingIOError:
-                sent = 0
-            except OSError:
-                # The read side notices the broken connection and closes it.
-                return
-            if sent == len(frame):
-                return
-            frame = frame[sent:]
-        try:
-            stream.write(frame)
-        except StreamClosedError:
-            return
-        except StreamBufferFullError:
-            self.ctx.counters["closed_slow"] += 1
-            log.warning(
-                "closing a socket from %s that is %d bytes behind",
-                self.remote_ip,
-                MAX_OUTGOING_BUFFER,
-            )
-            # Let the close frame past the cap: the client may still read it.
-            stream.max_write_buffer_size = None
-            self.close(CloseCode.TRY_AGAIN_LATER, "too slow to keep up")
+    def on_overflow(self) -> None:
+        self.ctx.counters["closed_slow"] += 1
+        log.warning(
+            "closing a socket from %s that is %d bytes behind",
+            self.remote_ip,
+            MAX_OUTGOING_BUFFER,
+        )
 
     def send_ping(self) -> None:
         self.send_frame(PING_FRAME)
 
-    def on_pong(self, data: bytes) -> None:
+    def on_pong(self) -> None:
         self.pong_received_at = IOLoop.current().time()
 
-    def abort(self) -> None:
+    def ping_timed_out(self) -> None:
         """Drop the connection without a close handshake: the peer is not responding."""
         self.ctx.counters["ping_timeouts"] += 1
-        if self._stream is not None:
-            self._stream.close()
+        self.abort()
 
     async def check_still_authorized(self) -> None:
         """Close a manager socket whose login was revoked since it signed in."""
@@ -354,7 +248,7 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
                 self.ctx.broker.client,
             )
         except AuthError as exc:
-            self.close(CloseCode.UNAUTHORIZED, exc.message)
+            self.close(UNAUTHORIZED, exc.message)
 
     def advise_reconnect(self, window: float) -> None:
         """Tell the client when to reconnect, then close with 1012.
@@ -386,7 +280,6 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
         for topic in self.topics:
             self.ctx.broker.unsubscribe(self, topic)
         self.topics.clear()
-        self._stream = None
 
     def _send_error(self, topic: str | None, code: str, message: str) -> None:
         self.send_frame(

@@ -2,7 +2,7 @@
 
 Every tick pings the next slice of sockets, so each socket is pinged once per
 interval and the pings are spread evenly over it. A socket whose pong has not arrived
-``timeout`` seconds after its ping is aborted: its peer is gone or stuck.
+``timeout`` seconds after its ping is dropped: its peer is gone or stuck.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ class Pingable(Protocol):
 
     def send_ping(self) -> None: ...
 
-    def abort(self) -> None: ...
+    def ping_timed_out(self) -> None: ...
 
 
 class Heartbeat:
@@ -46,14 +46,14 @@ class Heartbeat:
             await asyncio.sleep(TICK)
 
     def tick(self, now: float) -> None:
-        """Abort the sockets whose pong is late, then ping the next slice."""
+        """Drop the sockets whose pong is late, then ping the next slice."""
         # Checked before pinging, so a socket due for its next ping is judged on the
         # previous one first.
         while self._waiting and self._waiting[0][0] + self._timeout <= now:
             sent_at, sockets = self._waiting.popleft()
             for socket in sockets:
                 if socket.ping_sent_at == sent_at and socket.pong_received_at < sent_at:
-                    socket.abort()
+                    socket.ping_timed_out()
 
         batch = self._next_batch()
         for socket in batch:

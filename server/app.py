@@ -20,7 +20,7 @@ from handlers import (
     orders,
     pages,
     uploads,
-    ws,
+    ws_upgrade,
 )
 from handlers.context import AppContext
 from server.logs import log_request
@@ -30,9 +30,6 @@ STATIC_DIR = Path(__file__).parent / "static"
 SLUG = r"([a-z0-9][a-z0-9-]{0,62})"
 ID = r"([^/]+)"
 ORDER_CODE = r"([0-9A-Za-z]{8})"
-
-# Inbound WebSocket messages are small JSON commands.
-MAX_WS_MESSAGE = 64 * 1024
 
 
 class MediaHandler(tornado.web.StaticFileHandler):
@@ -59,7 +56,7 @@ def make_app(ctx: AppContext) -> tornado.web.Application:
     routes: list[Any] = [
         (r"/healthz", health.HealthHandler, deps),
         (r"/readyz", health.ReadyHandler, deps),
-        (r"/ws", ws.SocketHandler, deps),
+        (r"/ws", ws_upgrade.UpgradeHandler, deps),
         (rf"/api/v1/lives/{SLUG}", lives.LiveHandler, deps),
         (rf"/api/v1/lives/{SLUG}/carts", carts.CartCreateHandler, deps),
         (rf"/api/v1/carts/{ID}", carts.CartHandler, deps),
@@ -140,6 +137,5 @@ def make_app(ctx: AppContext) -> tornado.web.Application:
         static_url_prefix="/static/",
         default_handler_class=NotFoundHandler,
         log_function=log_request,
-        websocket_max_message_size=MAX_WS_MESSAGE,
         compress_response=False,
     )

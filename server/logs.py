@@ -51,33 +51,53 @@ def setup_logging(level: str, json_lines: bool, process_name: str) -> None:
 
 
 def log_request(handler: tornado.web.RequestHandler) -> None:
-    """Write one access line per request; the level follows the status."""
-    status = handler.get_status()
+    """Write one access line per request handled by Tornado."""
+    request = handler.request
+    log_access(
+        request.method or "",
+        _route_of(handler),
+        request.uri or "",
+        handler.get_status(),
+        1000.0 * request.request_time(),
+        getattr(handler, "request_id", None),
+    )
+
+
+def log_access(
+    method: str,
+    route: str,
+    uri: str,
+    status: int,
+    duration_ms: float,
+    request_id: str | None,
+) -> None:
+    """Write one access line; the level follows the status, secrets are redacted."""
     if status < 400:
         level = logging.INFO
     elif status < 500:
         level = logging.WARNING
     else:
         level = logging.ERROR
-    if handler.request.path in ("/healthz", "/readyz") and status < 400:
+    path = redact(uri)
+    if path.partition("?")[0] in ("/healthz", "/readyz") and status < 400:
         level = logging.DEBUG
+    if not access_log.isEnabledFor(level):
+        return
 
-    request = handler.request
-    duration_ms = round(1000.0 * request.request_time(), 2)
-    route = _route_of(handler)
+    duration_ms = round(duration_ms, 2)
     fields = {
-        "method": request.method,
+        "method": method,
         "route": route,
-        "path": redact(request.uri or ""),
+        "path": path,
         "status": status,
         "ms": duration_ms,
-        "request_id": getattr(handler, "request_id", None),
+        "request_id": request_id,
     }
     access_log.log(
         level,
         "%s %s %d %.2fms",
-        request.method,
-        fields["path"],
+        method,
+        path,
         status,
         duration_ms,
         extra={"request": fields},

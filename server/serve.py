@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
 import resource
@@ -10,13 +11,16 @@ import signal
 
 import asyncpg
 import redis.asyncio as redis
+import tornado.web
 from tornado.httpserver import HTTPServer
 
 from handlers.context import AppContext
+from handlers.ws_upgrade import accept_upgrade
 from realtime.broker import Broker, connect_redis
 from realtime.heartbeat import Heartbeat
 from realtime.limits import AddressLimiter
 from server.app import make_app
+from server.listener import Listener
 from server.scheduler import Scheduler
 from server.settings import Settings
 from store.pool import create_pool
@@ -87,6 +91,24 @@ async def check_manager_sockets(ctx: AppContext) -> None:
                 break
 
 
+def make_server(
+    ctx: AppContext, app: tornado.web.Application | None = None
+) -> tuple[HTTPServer, Listener]:
+    """Create the HTTP server for ``app`` (the Vitrine application by default) and
+    the listener that hands it every connection but new sockets."""
+    settings = ctx.settings
+    server = HTTPServer(
+        app or make_app(ctx),
+        xheaders=True,
+        # Over-limit bodies get the JSON 413 from the handler, which reads the
+        # Content-Length first; this cap only stops a body with no length.
+        max_body_size=max(settings.max_body_bytes, settings.max_image_bytes) * 2,
+        idle_connection_timeout=75,
+    )
+    listener = Listener(server, functools.partial(accept_upgrade, ctx))
+    return server, listener
+
+
 async def serve(settings: Settings) -> None:
     settings = settings.with_max_sockets(socket_cap(settings))
     pool = await _connect_pool(settings)
@@ -110,16 +132,8 @@ async def serve(settings: Settings) -> None:
         check_manager_sockets(ctx), name="manager-socket-revocation"
     )
 
-    app = make_app(ctx)
-    server = HTTPServer(
-        app,
-        xheaders=True,
-        # Over-limit bodies get the JSON 413 from the handler, which reads the
-        # Content-Length first; this cap only stops a body with no length.
-        max_body_size=max(settings.max_body_bytes, settings.max_image_bytes) * 2,
-        idle_connection_timeout=75,
-    )
-    server.listen(settings.port, settings.host, backlog=4096)
+    server, listener = make_server(ctx)
+    listener.listen(settings.port, settings.host, backlog=4096)
 
     # Everything made so far lives as long as the process: move it out of the cyclic
     # garbage collector's reach so a collection does not walk it again and again.
@@ -141,10 +155,10 @@ async def serve(settings: Settings) -> None:
     heartbeat_task.cancel()
     scheduler_task.cancel()
     revocation_task.cancel()
-    await shutdown(ctx, server)
+    await shutdown(ctx, server, listener)
 
 
-async def shutdown(ctx: AppContext, server: HTTPServer) -> None:
+async def shutdown(ctx: AppContext, server: HTTPServer, listener: Listener) -> None:
     """Leave the rotation, send sockets elsewhere, finish requests, then stop."""
     settings = ctx.settings
     log.info(
@@ -155,7 +169,7 @@ async def shutdown(ctx: AppContext, server: HTTPServer) -> None:
     # /readyz fails from now on and the listener closes, so HAProxy sends new
     # connections to the other processes.
     ctx.draining = True
-    server.stop()
+    listener.stop()
 
     for socket in list(ctx.sockets):
         socket.advise_reconnect(settings.reconnect_window)

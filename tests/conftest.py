@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -21,12 +22,14 @@ import redis
 import tornado.httpclient
 import tornado.ioloop
 import tornado.web
+from tornado.httpserver import HTTPServer
 
 from handlers.context import AppContext
 from realtime.broker import Broker, connect_redis
 from realtime.heartbeat import Heartbeat
 from realtime.limits import AddressLimiter
 from server.app import make_app
+from server.serve import make_server
 from server.settings import Settings
 from store.migrate import migrate
 from store.pool import create_pool
@@ -168,6 +171,29 @@ def ctx(
 @pytest.fixture
 def app(ctx: AppContext) -> tornado.web.Application:
     return make_app(ctx)
+
+
+@pytest.fixture
+def http_server(
+    io_loop: tornado.ioloop.IOLoop,
+    _unused_port: tuple[socket.socket, int],
+    app: tornado.web.Application,
+    ctx: AppContext,
+) -> Iterator[HTTPServer]:
+    """Serve ``app`` behind the same listener as a process, so sockets take the
+    same path as in production."""
+    server, listener = make_server(ctx, app)
+
+    async def start() -> None:
+        listener.add_sockets([_unused_port[0]])
+
+    async def stop() -> None:
+        listener.stop()
+        await server.close_all_connections()
+
+    io_loop.run_sync(start)
+    yield server
+    io_loop.run_sync(stop)
 
 
 class Response:

@@ -125,7 +125,7 @@ class FakeSocket:
     def send_ping(self) -> None:
         self.pings += 1
 
-    def abort(self) -> None:
+    def ping_timed_out(self) -> None:
         self.aborted = True
 
 

@@ -97,7 +97,7 @@ async def _wait_stock(page: Page, count: int) -> None:
 def _drop_connections(ctx: Any) -> None:
     """Cut every socket without a close frame, as a network failure would."""
     for socket in list(ctx.sockets):
-        socket._stream.close()
+        socket.abort()
 
 
 @pytest.mark.gen_test(timeout=90)
