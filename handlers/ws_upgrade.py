@@ -75,6 +75,9 @@ def open_socket(
             _reject(connection, error, request.method, request.target, started, None)
             return
 
+    # Each frame is a whole message: waiting to coalesce it with the next one
+    # (Nagle's algorithm) would only delay it.
+    connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     ws = Socket(ctx, connection, remote_ip)
     ws.start(switching_protocols(accept))
     log_access(

@@ -3,7 +3,9 @@
 Each topic has three keys: an epoch (a random id made when the topic first appears,
 so a flushed Redis is noticed), an offset that grows by one per event, and a stream
 holding the latest events with stream id ``{offset}-1``. One Lua script assigns the
-offset, appends to the stream and publishes, so the three never disagree.
+offset, appends to the stream and publishes, so the three never disagree. Each event
+carries ``published_ms``, the Redis server's clock at the publish, in milliseconds
+since the Unix epoch.
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ if not epoch then
     redis.call('DEL', KEYS[2], KEYS[3])
 end
 local offset = redis.call('INCR', KEYS[2])
+local now = redis.call('TIME')
+local published_ms = now[1] .. string.format('%03d', math.floor(now[2] / 1000))
 local event = '{"topic":' .. ARGV[2] .. ',"offset":' .. offset .. ',"type":'
-    .. ARGV[3] .. ',"data":' .. ARGV[4] .. '}'
+    .. ARGV[3] .. ',"published_ms":' .. published_ms .. ',"data":' .. ARGV[4] .. '}'
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], offset .. '-1', 'e', event)
 for i = 1, 3 do
     redis.call('EXPIRE', KEYS[i], ARGV[6])

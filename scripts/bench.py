@@ -539,6 +539,7 @@ def run_latency(ctx: Context) -> Table:
             "p90 ms",
             "p99 ms",
             "max ms",
+            "from publish p50 / p99 / max ms",
             "probe p50 / p99 / max ms",
             "missing",
             "duplicate",
@@ -560,7 +561,9 @@ def run_latency(ctx: Context) -> Table:
     table.notes.append(
         "latency runs from time.time() just before the publisher sends the PATCH "
         "(which commits to PostgreSQL and publishes to Redis) to the receive time in "
-        "the load client, on the same machine"
+        "the load client, on the same machine; the from-publish columns start at "
+        "the event's published_ms instead, the Redis clock at the publish (1 ms "
+        "resolution), so they leave out the PATCH's own work"
     )
     table.notes.append(PROBE_NOTE.format(probes=args.probe_sockets))
     table.notes.append(
@@ -597,7 +600,11 @@ def probe_cell(reports: list[dict[str, Any]], probe_index: int | None) -> str:
     """Format p50 / p99 / max of the probe sockets' latency, in milliseconds."""
     if probe_index is None:
         return "-"
-    summary = summarise_latency([reports[probe_index]])
+    return percentiles_cell([reports[probe_index]], "request")
+
+
+def percentiles_cell(reports: list[dict[str, Any]], since: str) -> str:
+    summary = summarise_latency(reports, since)
     if summary is None:
         return "-"
     return " / ".join(
@@ -631,6 +638,7 @@ def delivery_row(
         str(len(publications)),
         f"{delivered:,} of {expected:,}",
         *latencies,
+        percentiles_cell(reports, "publish"),
         probe_cell(reports, probe_index),
         format_count(missing),
         format_count(sum_field(reports, "duplicates")),
@@ -666,6 +674,7 @@ def run_burst(ctx: Context) -> Table:
             "p90 ms",
             "p99 ms",
             "last delivery ms",
+            "from publish p50 / p99 / last ms",
             "probe p50 / p99 / max ms",
             "missing",
             "duplicate",

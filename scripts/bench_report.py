@@ -52,21 +52,34 @@ class Table:
         return "\n".join(lines) + "\n"
 
 
-def merge_histograms(reports: Iterable[dict[str, Any]]) -> tuple[Counter[int], float]:
-    """Add up the clients' latency histograms and return the sum and the bucket
-    width in seconds."""
+def merge_histograms(
+    reports: Iterable[dict[str, Any]], key: str = "histogram"
+) -> tuple[Counter[int], float]:
+    """Add up the clients' latency histograms under ``key`` and return the sum and
+    the bucket width in seconds."""
     merged: Counter[int] = Counter()
     bucket_seconds = 0.0001
     for report in reports:
         bucket_seconds = report["bucket_seconds"]
-        for bucket, count in report["histogram"].items():
+        for bucket, count in report.get(key, {}).items():
             merged[int(bucket)] += count
     return merged, bucket_seconds
 
 
-def summarise_latency(reports: Sequence[dict[str, Any]]) -> LatencySummary | None:
-    """Compute p50, p90 and p99 of the merged histograms as bucket upper edges."""
-    histogram, bucket_seconds = merge_histograms(reports)
+def summarise_latency(
+    reports: Sequence[dict[str, Any]], since: str = "request"
+) -> LatencySummary | None:
+    """Compute p50, p90 and p99 of the merged histograms as bucket upper edges.
+
+    ``since`` picks the start of each latency: "request" is the publisher's clock
+    before the PATCH, "publish" is the event's ``published_ms``.
+    """
+    histogram_key, max_key = (
+        ("histogram", "max_latency")
+        if since == "request"
+        else ("publish_histogram", "max_publish_latency")
+    )
+    histogram, bucket_seconds = merge_histograms(reports, histogram_key)
     total = sum(histogram.values())
     if total == 0:
         return None
@@ -79,7 +92,7 @@ def summarise_latency(reports: Sequence[dict[str, Any]]) -> LatencySummary | Non
             percentiles[pending.pop(0)] = (bucket + 1) * bucket_seconds * 1000
         if not pending:
             break
-    max_ms = max(report["max_latency"] for report in reports) * 1000
+    max_ms = max(report.get(max_key, 0.0) for report in reports) * 1000
     # A bucket's upper edge may lie above the largest latency itself.
     p50, p90, p99 = (min(percentiles[q], max_ms) for q in (0.5, 0.9, 0.99))
     return LatencySummary(total, p50, p90, p99, max_ms)

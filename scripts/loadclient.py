@@ -76,14 +76,25 @@ class Recorder:
     errors: Counter[str] = field(default_factory=Counter)
     # Receive times (time.time()) of stock.changed events, by stock value.
     receipts: dict[int, list[float]] = field(default_factory=dict)
+    # Latencies from each event's published_ms, in BUCKET_SECONDS buckets.
+    publish_histogram: Counter[int] = field(default_factory=Counter)
+    max_publish_latency: float = 0.0
 
     def clear(self) -> None:
         self.received = self.missing = self.duplicates = self.out_of_order = 0
         self.resets = self.pings = 0
         self.errors.clear()
         self.receipts = {}
+        self.publish_histogram.clear()
+        self.max_publish_latency = 0.0
 
-    def record_stock(self, stock: int, received_at: float) -> None:
+    def record_stock(
+        self, stock: int, received_at: float, published_ms: int | None
+    ) -> None:
+        if published_ms is not None:
+            latency = received_at - published_ms / 1000
+            self.max_publish_latency = max(self.max_publish_latency, latency)
+            self.publish_histogram[int(latency / BUCKET_SECONDS)] += 1
         times = self.receipts.get(stock)
         if times is None:
             self.receipts[stock] = [received_at]
@@ -270,7 +281,9 @@ class Subscriber(asyncio.Protocol):
         if isinstance(offset, int) and (last is None or offset > last):
             self.last_offset = offset
         if message.get("type") == "stock.changed":
-            recorder.record_stock(message["data"]["stock"], now)
+            recorder.record_stock(
+                message["data"]["stock"], now, message.get("published_ms")
+            )
 
     def _handle_control(self, message: dict[str, Any]) -> None:
         op = message["op"]
@@ -473,6 +486,10 @@ class LoadClient:
             "unmatched": unmatched,
             "max_latency": max_latency,
             "histogram": {str(k): v for k, v in histogram.items()},
+            "publish_histogram": {
+                str(k): v for k, v in recorder.publish_histogram.items()
+            },
+            "max_publish_latency": recorder.max_publish_latency,
             "bucket_seconds": BUCKET_SECONDS,
             "cpu_seconds": cpu.user + cpu.system,
         }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import orjson
@@ -41,6 +42,24 @@ async def test_subscribe_gets_current_position(api, database_url, base_url):
     assert reply["topic"] == "live:summer-24"
     assert reply["epoch"] == state["topic"]["epoch"]
     assert reply["offset"] == state["topic"]["offset"]
+    socket.close()
+
+
+@pytest.mark.gen_test
+async def test_event_carries_publish_time(api, database_url, base_url):
+    product = await _live(api, database_url)
+    socket = await Socket.open(base_url)
+    await socket.subscribe("live:summer-24")
+
+    before_ms = time.time() * 1000
+    await api.patch(f"{PRODUCTS}/{product['id']}", {"stock": 42})
+    after_ms = time.time() * 1000
+    event = await socket.receive()
+
+    assert event["type"] == "stock.changed"
+    assert isinstance(event["published_ms"], int)
+    # Redis and the test share the machine's clock; 5 ms covers its rounding.
+    assert before_ms - 5 <= event["published_ms"] <= after_ms + 5
     socket.close()
 
 
