@@ -15,7 +15,7 @@ PROBE_TIMEOUT = 2.0
 
 class HealthHandler(ApiHandler):
     """Respond while the process runs its event loop, with its process id, open
-    sockets and socket counters."""
+    sockets, socket counters and the lag of its latest fan-outs."""
 
     def get(self) -> None:
         self.write_json(
@@ -24,6 +24,10 @@ class HealthHandler(ApiHandler):
                 "pid": os.getpid(),
                 "sockets": len(self.ctx.sockets),
                 "deliveries": self.ctx.broker.hub.deliveries,
+                # The latest fan-outs: [topic, published_ms, sockets, lag_ms].
+                "recent_fanouts": [
+                    list(fanout) for fanout in self.ctx.broker.hub.recent_fanouts
+                ],
                 "counters": dict(self.ctx.counters),
             }
         )

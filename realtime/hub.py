@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from typing import Protocol
+import time
+from collections import defaultdict, deque
+from typing import NamedTuple, Protocol
 
 from realtime.frames import text_frame
 
@@ -16,6 +17,20 @@ class Subscriber(Protocol):
 
     def send_frame(self, frame: bytes) -> None:
         """Queue an already-encoded frame without waiting for the network."""
+
+
+# Fan-outs kept for /healthz.
+RECENT_FANOUTS = 256
+
+
+class Fanout(NamedTuple):
+    """One event handed to this process's sockets, and how late the last send was."""
+
+    topic: str
+    published_ms: int
+    sockets: int
+    # From the publish in Redis until the last socket's send returned.
+    lag_ms: float
 
 
 class Hub:
@@ -32,6 +47,7 @@ class Hub:
             defaultdict(dict)
         )
         self.deliveries = 0
+        self.recent_fanouts: deque[Fanout] = deque(maxlen=RECENT_FANOUTS)
 
     def topics(self) -> set[str]:
         return {topic for topic in self._live if self._live[topic]} | {
@@ -69,8 +85,13 @@ class Hub:
             self._pending.pop(topic, None)
         return empty
 
-    def deliver(self, topic: str, offset: int, event: bytes) -> None:
-        """Frame the event once and hand the same bytes to every local socket."""
+    def deliver(
+        self, topic: str, offset: int, event: bytes, published_ms: int | None = None
+    ) -> None:
+        """Frame the event once and hand the same bytes to every local socket.
+
+        With ``published_ms`` the fan-out's lag behind the publish is recorded.
+        """
         frame = text_frame(event)
         for queue in self._pending.get(topic, {}).values():
             queue.append((offset, frame))
@@ -79,9 +100,15 @@ class Hub:
         if not live:
             return
         # A copy, because a send may close a slow socket and remove it from the set.
-        for subscriber in tuple(live):
+        sockets = tuple(live)
+        for subscriber in sockets:
             subscriber.send_frame(frame)
-        self.deliveries += len(live)
+        self.deliveries += len(sockets)
+        if published_ms is not None:
+            lag_ms = round(time.time() * 1000 - published_ms, 1)
+            self.recent_fanouts.append(
+                Fanout(topic, published_ms, len(sockets), lag_ms)
+            )
 
     def drop_topic(self, topic: str) -> set[Subscriber]:
         """Remove every local subscriber of ``topic`` and return them."""

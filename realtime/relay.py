@@ -176,7 +176,7 @@ class Relay:
             return
 
         topic = channel.removeprefix(topics.KEY_PREFIX)
-        epoch, offset, event = topics.parse_message(message["data"])
+        epoch, offset, published_ms, event = topics.parse_message(message["data"])
         last = self._last.get(topic)
         if last is not None and last.epoch == epoch:
             if offset <= last.offset:
@@ -188,7 +188,7 @@ class Relay:
             return
 
         self._last[topic] = Position(epoch, offset)
-        self._hub.deliver(topic, offset, event)
+        self._hub.deliver(topic, offset, event, published_ms)
 
     async def _catch_up(self, topic: str, upto: Position | None) -> None:
         """Forward the events after the last forwarded offset, up to ``upto``.

@@ -39,7 +39,8 @@ redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], offset .. '-1', 'e', event)
 for i = 1, 3 do
     redis.call('EXPIRE', KEYS[i], ARGV[6])
 end
-redis.call('PUBLISH', ARGV[7], epoch .. ' ' .. offset .. '\\n' .. event)
+local header = epoch .. ' ' .. offset .. ' ' .. published_ms
+redis.call('PUBLISH', ARGV[7], header .. '\\n' .. event)
 return {epoch, offset}
 """
 
@@ -112,11 +113,16 @@ def new_epoch() -> str:
     return secrets.token_hex(6)
 
 
-def parse_message(raw: bytes) -> tuple[str, int, bytes]:
-    """Split a published message into epoch, offset and the event's JSON."""
+def parse_message(raw: bytes) -> tuple[str, int, int | None, bytes]:
+    """Split a published message into epoch, offset, publish time (ms since the Unix
+    epoch) and the event's JSON.
+
+    Messages from processes older than the publish time carry None for it.
+    """
     header, _, event = raw.partition(b"\n")
-    epoch, _, offset = header.partition(b" ")
-    return epoch.decode(), int(offset), event
+    fields = header.split(b" ")
+    published_ms = int(fields[2]) if len(fields) > 2 else None
+    return fields[0].decode(), int(fields[1]), published_ms, event
 
 
 class TopicLog:

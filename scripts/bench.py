@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench_api import ApiError, ManagerApi, Publication, read_password
+from bench_api import ApiError, ManagerApi, Publication, fanout_lags, read_password
 from bench_clients import (
     ClientError,
     ClientPool,
@@ -80,6 +80,12 @@ CLIENT_SATURATED = 0.9
 POLL_INTERVAL = 0.2
 FIRST_SOURCE_ADDRESS = "127.0.0.2"
 BENCH_USERNAME = "demo"
+FANOUT_NOTE = (
+    "server fan-out lag: each process records, per event, the time from the publish "
+    "in Redis (published_ms) until its send() to the last of its sockets returned "
+    "(GET /healthz, recent_fanouts). It is the servers' own share of the latency; "
+    "the rest is the kernel and the load clients reading the sockets"
+)
 PROBE_NOTE = (
     "probe: {probes} of the sockets sit in a load client of their own and are spread "
     "over the processes like the rest. Their latency leaves out the queueing in load "
@@ -544,6 +550,7 @@ def run_latency(ctx: Context) -> Table:
             "missing",
             "duplicate",
             "out of order",
+            "server fan-out lag p50 / p99 / max ms",
             "PATCH p50 / max ms",
             "server CPU",
             "HAProxy CPU",
@@ -566,6 +573,7 @@ def run_latency(ctx: Context) -> Table:
         "resolution), so they leave out the PATCH's own work"
     )
     table.notes.append(PROBE_NOTE.format(probes=args.probe_sockets))
+    table.notes.append(FANOUT_NOTE)
     table.notes.append(
         "targets: p99 <= 20 / 50 / 100 ms at 1,000 / 5,000 / 10,000 sockets"
     )
@@ -579,6 +587,7 @@ def measure_latency(
     sockets = open_sockets(ctx)
     count = max(1, round(args.latency_rate * args.latency_duration))
     before = take_snapshot(ctx)
+    since_ms = time.time() * 1000
     publications = publish_paced(ctx, count, args.latency_rate, deadline - 15)
     stocks = [publication.stock for publication in publications]
     wait_for_deliveries(ctx, stocks, sockets * len(stocks), args.drain_timeout)
@@ -587,6 +596,7 @@ def measure_latency(
     usage = usage_between(before, after)
     row = delivery_row(sockets, opened.via, publications, reports, probe_index(ctx))
     row += [
+        fanout_cell(ctx, since_ms),
         request_times(ctx),
         f"{cpu_share(usage.vitrine, usage.wall)} of a core",
         f"{cpu_share(usage.haproxy, usage.wall)} of a core",
@@ -646,6 +656,20 @@ def delivery_row(
     ]
 
 
+def fanout_cell(ctx: Context, since_ms: float) -> str:
+    """Format p50 / p99 / max of the processes' own fan-out lag since ``since_ms``:
+    from the publish in Redis until the send to their last socket returned."""
+    ports = [
+        ctx.args.port_base + index for index in range(1, len(ctx.servers.vitrine) + 1)
+    ]
+    lags = sorted(fanout_lags(ports, f"live:{ctx.args.live}", since_ms))
+    if not lags:
+        return "-"
+    p50 = lags[len(lags) // 2]
+    p99 = lags[min(len(lags) - 1, int(len(lags) * 0.99))]
+    return " / ".join(format_ms(value) for value in (p50, p99, lags[-1]))
+
+
 def probe_index(ctx: Context) -> int | None:
     return ctx.pool.probe_index if ctx.pool else None
 
@@ -679,6 +703,7 @@ def run_burst(ctx: Context) -> Table:
             "missing",
             "duplicate",
             "out of order",
+            "server fan-out lag p50 / p99 / max ms",
             "PATCH p50 / max ms",
             "server CPU s",
             "server RSS MiB",
@@ -696,6 +721,7 @@ def run_burst(ctx: Context) -> Table:
             table.notes += notes
         table.notes[:0] = opened.notes
     table.notes.append(PROBE_NOTE.format(probes=args.probe_sockets))
+    table.notes.append(FANOUT_NOTE)
     table.notes.append(
         "one row per event; last delivery is the latency of the last socket to "
         "receive it; target: one event to 38,000 sockets fully delivered within 1 s"
@@ -709,6 +735,7 @@ def measure_burst(
     sockets = open_sockets(ctx)
     time.sleep(ctx.args.burst_pause)
     before = take_snapshot(ctx)
+    since_ms = time.time() * 1000
     publications = publish_paced(ctx, 1, None, deadline)
     stocks = [publication.stock for publication in publications]
     wait_for_deliveries(ctx, stocks, sockets, ctx.args.drain_timeout)
@@ -717,6 +744,7 @@ def measure_burst(
     usage = usage_between(before, after)
     row = delivery_row(sockets, opened.via, publications, reports, probe_index(ctx))
     row += [
+        fanout_cell(ctx, since_ms),
         request_times(ctx),
         server_cpu_cell(usage),
         rss_cell(before.vitrine_rss_kib, after.vitrine_rss_kib),

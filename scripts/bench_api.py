@@ -160,3 +160,22 @@ def read_password(var_dir: Path) -> str:
             f"cannot read the demo manager password from {path}: {exc}; run "
             "scripts/run first or pass --var-dir of the running topology"
         ) from exc
+
+
+def fanout_lags(ports: list[int], topic: str, since_ms: float) -> list[float]:
+    """Return each process's fan-out lags (ms) of events on ``topic`` published at
+    or after ``since_ms``, read from GET /healthz on 127.0.0.1."""
+    lags: list[float] = []
+    for port in ports:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=HTTP_TIMEOUT)
+        try:
+            connection.request("GET", "/healthz")
+            health = json.loads(connection.getresponse().read())
+        finally:
+            connection.close()
+        for fanout_topic, published_ms, _sockets, lag_ms in health.get(
+            "recent_fanouts", []
+        ):
+            if fanout_topic == topic and published_ms >= since_ms:
+                lags.append(lag_ms)
+    return lags

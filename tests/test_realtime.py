@@ -60,6 +60,10 @@ async def test_event_carries_publish_time(api, database_url, base_url):
     assert isinstance(event["published_ms"], int)
     # Redis and the test share the machine's clock; 5 ms covers its rounding.
     assert before_ms - 5 <= event["published_ms"] <= after_ms + 5
+    health = (await api.get("/healthz")).json
+    fanout = health["recent_fanouts"][-1]
+    assert fanout[:3] == ["live:summer-24", event["published_ms"], 1]
+    assert 0 <= fanout[3] < 1000
     socket.close()
 
 

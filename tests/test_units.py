@@ -8,6 +8,7 @@ import pytest
 
 from handlers.redaction import redact
 from handlers.validation import is_valid_cnpj, normalize_tax_id
+from realtime import topics
 from realtime.presence import worth_publishing
 from server.logs import JsonFormatter
 from server.settings import Settings, SettingsError
@@ -108,3 +109,16 @@ def test_viewer_counts_published_on_real_change():
     assert not worth_publishing(10_000, 10_050, 100.0, 101.0)
     assert worth_publishing(10_000, 10_100, 100.0, 101.0)
     assert worth_publishing(10_000, 10_050, 100.0, 106.0)
+
+
+def test_parse_message_with_publish_time():
+    assert topics.parse_message(b"k3l0x9 12 1796382000123\n{}") == (
+        "k3l0x9",
+        12,
+        1796382000123,
+        b"{}",
+    )
+
+
+def test_parse_message_without_publish_time():
+    assert topics.parse_message(b"k3l0x9 12\n{}") == ("k3l0x9", 12, None, b"{}")
