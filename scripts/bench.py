@@ -568,7 +568,7 @@ def run_latency(ctx: Context) -> Table:
     table.notes.append(
         "latency runs from time.time() just before the publisher sends the PATCH "
         "(which commits to PostgreSQL and publishes to Redis) to the receive time in "
-        "the load client, on the same machine; the from-publish columns start at "
+        "the load client, on the same machine. The from-publish columns start at "
         "the event's published_ms instead, the Redis clock at the publish (1 ms "
         "resolution), so they leave out the PATCH's own work"
     )
