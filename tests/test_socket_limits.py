@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import resource
 import socket
+import sys
 import time
 from dataclasses import replace
 from typing import Any
@@ -207,3 +210,51 @@ async def test_connect_rate_per_address_is_429(base_url, http_server, ctx):
     assert ctx.counters["rejected_rate"] == 1
     for socket_ in allowed:
         socket_.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_accept_pauses_when_descriptors_run_out(
+    base_url, http_port, http_server, ctx, caplog
+):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    in_use = len(os.listdir("/proc/self/fd"))
+    # A child process holds the client ends, so only the server's accepts need
+    # descriptors in this process, and just 5 of them are left.
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        HOLD_CONNECTIONS,
+        str(http_port),
+        "40",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    resource.setrlimit(resource.RLIMIT_NOFILE, (in_use + 5, hard))
+    try:
+        assert holder.stdout is not None
+        assert await asyncio.wait_for(holder.stdout.readline(), 10) == b"open\n"
+        cpu_before = time.process_time()
+        await asyncio.sleep(1.0)
+        cpu_used = time.process_time() - cpu_before
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    holder.kill()
+    await holder.wait()
+
+    # Out of descriptors, the listener waits instead of retrying accept() at once.
+    assert cpu_used < 0.5
+    assert "out of file descriptors" in caplog.text
+    # With descriptors back, the listener accepts again.
+    socket_ = await Socket.open(base_url)
+    reply = await socket_.subscribe("live:x")
+    assert reply["code"] == "unknown_topic"
+    socket_.close()
+
+
+# Opens N connections to 127.0.0.1:PORT, prints "open" and holds them until killed.
+HOLD_CONNECTIONS = """
+import socket, sys, time
+port, count = int(sys.argv[1]), int(sys.argv[2])
+held = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
+print("open", flush=True)
+time.sleep(60)
+"""
