@@ -218,7 +218,7 @@ async def test_accept_pauses_when_descriptors_run_out(
 ):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     in_use = len(os.listdir("/proc/self/fd"))
-    # A child process holds the client ends, so only the server's accepts need
+    # A child process keeps the client ends, so only the server's accepts need
     # descriptors in this process, and just 5 of them are left.
     holder = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -250,11 +250,11 @@ async def test_accept_pauses_when_descriptors_run_out(
     socket_.close()
 
 
-# Opens N connections to 127.0.0.1:PORT, prints "open" and holds them until killed.
+# Opens N connections to 127.0.0.1:PORT, prints "open" and keeps them until killed.
 HOLD_CONNECTIONS = """
 import socket, sys, time
 port, count = int(sys.argv[1]), int(sys.argv[2])
-held = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
+connections = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
 print("open", flush=True)
 time.sleep(60)
 """
