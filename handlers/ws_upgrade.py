@@ -29,9 +29,12 @@ ROUTE = "ws"
 
 
 def accept_upgrade(
-    ctx: AppContext, connection: socket.socket, peer: str, head: bytes
+    ctx: AppContext, connection: socket.socket, peer: str, head: bytes, rest: bytes
 ) -> None:
-    """Respond to the upgrade request ``head`` read from a new connection."""
+    """Respond to the upgrade request ``head`` read from a new connection.
+
+    ``rest`` contains bytes received after the head, read as the first frames.
+    """
     started = time.perf_counter()
     try:
         request = parse_head(head)
@@ -39,7 +42,7 @@ def accept_upgrade(
         _reject(connection, exc, "GET", "/ws", started, None)
         return
     remote_ip = client_address(request.headers, peer)
-    open_socket(ctx, connection, remote_ip, request, started)
+    open_socket(ctx, connection, remote_ip, request, started, rest)
 
 
 def open_socket(
@@ -48,6 +51,7 @@ def open_socket(
     remote_ip: str,
     request: UpgradeRequest,
     started: float,
+    early_data: bytes = b"",
 ) -> None:
     """Check the upgrade and the limits, then send 101 and start the socket.
 
@@ -96,6 +100,7 @@ def open_socket(
     elif ws.is_open:
         ctx.sockets.add(ws)
         ctx.counters["opened"] += 1
+        ws.feed(early_data)
 
 
 def _reject(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 from dataclasses import dataclass
 from http import HTTPStatus
 
@@ -13,6 +14,7 @@ from tornado.netutil import is_valid_ip
 
 # Fixed by RFC 6455 section 1.3 for computing Sec-WebSocket-Accept.
 _ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
 # The max size of a request head before a 431 response. Browsers send about 1 KB.
 MAX_HEAD_SIZE = 8192
 
@@ -50,10 +52,20 @@ class HandshakeError(Exception):
         )
 
 
+def head_end(data: bytes) -> int:
+    """Return the offset just past the blank line that ends a request head, or -1.
+
+    Lines may end with a bare LF, which HTTP/1.1 (RFC 9112 section 2.2) allows a
+    server to accept.
+    """
+    match = _HEAD_END.search(data)
+    return match.end() if match else -1
+
+
 def parse_head(head: bytes) -> UpgradeRequest:
     """Parse an HTTP/1.1 request head (request line and headers, no body)."""
     # Latin-1 maps every byte, so a head with stray bytes still parses.
-    lines = head.decode("latin-1").split("\r\n")
+    lines = [line.removesuffix("\r") for line in head.decode("latin-1").split("\n")]
     parts = lines[0].split(" ")
     if len(parts) != 3 or not parts[2].startswith("HTTP/"):
         raise HandshakeError(
@@ -100,6 +112,10 @@ def check_upgrade(request: UpgradeRequest) -> str:
             400,
             "invalid_upgrade",
             f"a WebSocket opens over HTTP/1.1, not {request.version}",
+        )
+    if not headers.get("host"):
+        raise HandshakeError(
+            400, "invalid_upgrade", "the Host header is missing", field="Host"
         )
     if not _has_token(headers.get("upgrade", ""), "websocket"):
         raise HandshakeError(

@@ -187,6 +187,11 @@ class WebSocket:
         self._write(handshake_response)
         self._resume_reading()
 
+    def feed(self, data: bytes) -> None:
+        """Handle bytes that arrived with the request head as received frames."""
+        if data and self._sock is not None:
+            self._consume(data)
+
     # Hooks for subclasses.
 
     def on_message(self, message: str | bytes) -> Awaitable[None] | None:

@@ -21,7 +21,7 @@ from tornado.httpserver import HTTPServer
 from tornado.iostream import IOStream
 from tornado.netutil import bind_sockets
 
-from realtime.handshake import MAX_HEAD_SIZE, error_response
+from realtime.handshake import MAX_HEAD_SIZE, error_response, head_end
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,9 @@ _ACCEPTS_PER_EVENT = 128
 # connections wait in the listen backlog meanwhile.
 _DESCRIPTORS_EXHAUSTED_PAUSE = 0.1
 
-UpgradeCallback = Callable[[socket.socket, str, bytes], None]
+# Called with the connection, the peer's address, the request head and any bytes
+# that arrived after it.
+UpgradeCallback = Callable[[socket.socket, str, bytes, bytes], None]
 
 
 class Listener:
@@ -112,8 +114,10 @@ class Listener:
         )
         server.handle_stream(stream, address)
 
-    def serve_upgrade(self, connection: socket.socket, peer: str, head: bytes) -> None:
-        self._on_upgrade(connection, peer, head)
+    def serve_upgrade(
+        self, connection: socket.socket, peer: str, head: bytes, rest: bytes
+    ) -> None:
+        self._on_upgrade(connection, peer, head, rest)
 
 
 class _NewConnection:
@@ -216,13 +220,13 @@ class _NewConnection:
             return
 
         self._head += data
-        end = self._head.find(b"\r\n\r\n")
+        end = head_end(self._head)
         if end >= 0:
             self._finish()
-            # A client sends frames only after the 101 response, so nothing follows
-            # the head.
+            # A client should wait for the 101 response before it sends frames, but
+            # bytes that came early are passed on and read as frames.
             self._listener.serve_upgrade(
-                self._connection, self._address[0], self._head[: end + 4]
+                self._connection, self._address[0], self._head[:end], self._head[end:]
             )
         elif len(self._head) >= MAX_HEAD_SIZE:
             with contextlib.suppress(OSError):

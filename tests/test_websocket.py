@@ -161,6 +161,7 @@ async def test_handshake_returns_accept_key(http_port, http_server, ctx):
             400,
             "Sec-WebSocket-Key",
         ),
+        (UPGRADE_HEADERS.replace("Host: 127.0.0.1\r\n", ""), 400, "Host"),
     ],
 )
 @pytest.mark.gen_test
@@ -205,6 +206,40 @@ async def test_head_split_in_small_pieces(http_port, http_server, ctx):
     response = await asyncio.get_running_loop().sock_recv(sock, 4096)
 
     assert response.startswith(b"HTTP/1.1 101 "), response
+    sock.close()
+
+
+@pytest.mark.gen_test
+async def test_head_with_bare_line_feeds(http_port, http_server, ctx):
+    sock = await connect(http_port)
+    request = f"GET /ws HTTP/1.1\r\n{UPGRADE_HEADERS}\r\n".replace("\r\n", "\n")
+
+    await send(sock, request.encode())
+    response = await asyncio.wait_for(
+        asyncio.get_running_loop().sock_recv(sock, 4096), 3
+    )
+
+    assert response.startswith(b"HTTP/1.1 101 "), response
+    sock.close()
+
+
+@pytest.mark.gen_test
+async def test_frame_sent_with_head_is_read(http_port, http_server, ctx, database_url):
+    await insert_lives(database_url, ["early"])
+    sock = await connect(http_port)
+    subscribe = masked_text_frame(b'{"op": "subscribe", "topic": "live:early"}')
+
+    # The head and the first frame in one segment, before any response.
+    await send(sock, f"GET /ws HTTP/1.1\r\n{UPGRADE_HEADERS}\r\n".encode() + subscribe)
+    reader = FrameReader(sock)
+    loop = asyncio.get_running_loop()
+    while b"\r\n\r\n" not in reader.buffer:
+        reader.buffer += await asyncio.wait_for(loop.sock_recv(sock, 4096), 3)
+    response, _, reader.buffer = reader.buffer.partition(b"\r\n\r\n")
+    _, reply = await reader.next()
+
+    assert response.startswith(b"HTTP/1.1 101 ")
+    assert orjson.loads(reply)["op"] == "subscribed"
     sock.close()
 
 
