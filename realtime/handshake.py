@@ -98,7 +98,7 @@ def accept_key(key: str) -> str:
 
 
 def check_upgrade(request: UpgradeRequest) -> str:
-    """Validate a WebSocket upgrade request; return its Sec-WebSocket-Accept value."""
+    """Validate a WebSocket upgrade request and return its Sec-WebSocket-Accept."""
     headers = request.headers
     if request.method != "GET":
         raise HandshakeError(
@@ -107,16 +107,19 @@ def check_upgrade(request: UpgradeRequest) -> str:
             f"a WebSocket opens with GET, not {request.method}",
             headers={"Allow": "GET"},
         )
+
     if request.version != "HTTP/1.1":
         raise HandshakeError(
             400,
             "invalid_upgrade",
             f"a WebSocket opens over HTTP/1.1, not {request.version}",
         )
+
     if not headers.get("host"):
         raise HandshakeError(
             400, "invalid_upgrade", "the Host header is missing", field="Host"
         )
+
     if not _has_token(headers.get("upgrade", ""), "websocket"):
         raise HandshakeError(
             426,
@@ -125,6 +128,7 @@ def check_upgrade(request: UpgradeRequest) -> str:
             field="Upgrade",
             headers={"Upgrade": "websocket", "Connection": "Upgrade"},
         )
+
     if not _has_token(headers.get("connection", ""), "upgrade"):
         raise HandshakeError(
             400,
@@ -132,6 +136,7 @@ def check_upgrade(request: UpgradeRequest) -> str:
             "the Connection header must contain Upgrade",
             field="Connection",
         )
+
     if headers.get("sec-websocket-version") != "13":
         raise HandshakeError(
             426,
@@ -140,11 +145,13 @@ def check_upgrade(request: UpgradeRequest) -> str:
             field="Sec-WebSocket-Version",
             headers={"Sec-WebSocket-Version": "13"},
         )
+
     key = headers.get("sec-websocket-key", "")
     try:
         valid_key = len(base64.b64decode(key, validate=True)) == 16
     except binascii.Error:
         valid_key = False
+
     if not valid_key:
         raise HandshakeError(
             400,
