@@ -10,7 +10,7 @@ from store import orders
 from store.errors import AccessDenied
 
 READ_TOKEN_HEADER = "X-Read-Token"
-ORDER_CODE = re.compile(r"^[0-9A-Za-z]{1,16}$")
+ORDER_CODE = re.compile(r"^[0-9A-Za-z]{1,16}\Z")
 
 
 class OrderHandler(ApiHandler):

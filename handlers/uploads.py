@@ -13,7 +13,7 @@ from store import images
 
 log = logging.getLogger(__name__)
 
-KEY_PATTERN = re.compile(r"^products/[0-9a-f]{32}\.(jpg|png|webp)$")
+KEY_PATTERN = re.compile(r"^products/[0-9a-f]{32}\.(jpg|png|webp)\Z")
 
 
 class UploadRequestHandler(ManagerHandler):

@@ -11,9 +11,9 @@ from store.errors import InvalidInput
 
 _MISSING = object()
 
-EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-CURRENCY_PATTERN = re.compile(r"^[A-Z]{3}$")
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+\Z")
+SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\Z")
+CURRENCY_PATTERN = re.compile(r"^[A-Z]{3}\Z")
 
 
 def reject_unknown(body: dict[str, Any], allowed: Iterable[str]) -> None:

@@ -191,7 +191,11 @@ class Socket(WebSocket):
         offset = request.get("offset")
         if (epoch is None) != (offset is None) or (
             epoch is not None
-            and (not isinstance(epoch, str) or not isinstance(offset, int))
+            and (
+                not isinstance(epoch, str)
+                or not isinstance(offset, int)
+                or isinstance(offset, bool)
+            )
         ):
             self._send_error(
                 topic,

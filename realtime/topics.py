@@ -21,7 +21,7 @@ import redis.asyncio as redis
 KEY_PREFIX = "vitrine:topic:"
 
 # live:{slug}, order:{code}, chat:{uuid}, managers:{slug}, manager:{id}
-TOPIC_PATTERN = re.compile(r"^(live|order|chat|managers|manager):[A-Za-z0-9_-]{1,64}$")
+TOPIC_PATTERN = re.compile(r"^(live|order|chat|managers|manager):[A-Za-z0-9_-]{1,64}\Z")
 
 _PUBLISH_SCRIPT = """
 local epoch = redis.call('GET', KEYS[1])

@@ -127,6 +127,26 @@ def parse_frame(
     return fin, opcode, unmask(data[payload_start:end], mask), end
 
 
+def _close_frame_error(payload: bytes) -> ProtocolError | None:
+    """Check a client's close frame payload: a code that may be sent (RFC 6455
+    section 7.4), then a UTF-8 reason."""
+    if len(payload) == 1:
+        return ProtocolError(CloseCode.PROTOCOL_ERROR, "invalid close frame")
+    code = struct.unpack("!H", payload[:2])[0]
+    # 1004-1006 and 1015 are reserved for reporting, never sent; 1016-2999 are
+    # unassigned; 3000-4999 belong to libraries and applications.
+    sendable = (1000 <= code <= 1014 and code not in (1004, 1005, 1006)) or (
+        3000 <= code <= 4999
+    )
+    if not sendable:
+        return ProtocolError(CloseCode.PROTOCOL_ERROR, f"invalid close code {code}")
+    try:
+        payload[2:].decode()
+    except UnicodeDecodeError:
+        return ProtocolError(CloseCode.INVALID_DATA, "close reasons must be UTF-8")
+    return None
+
+
 class WebSocket:
     """One accepted WebSocket: reads client frames and sends prepared ones.
 
@@ -448,10 +468,13 @@ class WebSocket:
             # The client replied to the server's close frame, so the handshake is done.
             self.abort()
             return
-        if len(payload) == 1:
-            self._fail(ProtocolError(CloseCode.PROTOCOL_ERROR, "invalid close frame"))
-            return
-        code = struct.unpack("!H", payload[:2])[0] if payload else CloseCode.NORMAL
+        code = CloseCode.NORMAL
+        if payload:
+            error = _close_frame_error(payload)
+            if error is not None:
+                self._fail(error)
+                return
+            code = struct.unpack("!H", payload[:2])[0]
         # Echo the client's code, then drop the connection: the client started
         # the handshake, so nothing more is expected from it.
         self.close(code)

@@ -27,7 +27,7 @@ SUMMARY_COLUMNS = (
     " o.created_at, o.updated_at"
 )
 
-_CODE_PATTERN = re.compile(r"^[0-9A-Za-z]{8}$")
+_CODE_PATTERN = re.compile(r"^[0-9A-Za-z]{8}\Z")
 
 
 @dataclass(frozen=True)

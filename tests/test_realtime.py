@@ -248,12 +248,16 @@ async def test_bad_messages_get_errors(api, database_url, base_url):
     bad_op = await socket.receive()
     private = await socket.subscribe("order:ABC")
     half_position = await socket.subscribe("live:other", offset=3)
+    bool_offset = await socket.subscribe("live:summer-24", epoch="e", offset=True)
+    newline_topic = await socket.subscribe("live:summer-24\n")
 
     assert not_json["code"] == "invalid_json"
     assert bad_topic["code"] == "invalid_topic"
     assert bad_op["code"] == "invalid_op"
     assert private["code"] == "forbidden"
     assert half_position["code"] == "invalid_position"
+    assert bool_offset["code"] == "invalid_position"
+    assert newline_topic["code"] == "invalid_topic"
     socket.close()
 
 

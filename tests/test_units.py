@@ -7,7 +7,13 @@ import logging
 import pytest
 
 from handlers.redaction import redact
-from handlers.validation import is_valid_cnpj, normalize_tax_id
+from handlers.validation import (
+    CURRENCY_PATTERN,
+    EMAIL_PATTERN,
+    SLUG_PATTERN,
+    is_valid_cnpj,
+    normalize_tax_id,
+)
 from realtime import topics
 from realtime.presence import worth_publishing
 from server.logs import JsonFormatter
@@ -122,3 +128,17 @@ def test_parse_message_with_publish_time():
 
 def test_parse_message_without_publish_time():
     assert topics.parse_message(b"k3l0x9 12\n{}") == ("k3l0x9", 12, None, b"{}")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "valid"),
+    [
+        (topics.TOPIC_PATTERN, "live:demo"),
+        (SLUG_PATTERN, "demo"),
+        (EMAIL_PATTERN, "ana@example.com"),
+        (CURRENCY_PATTERN, "BRL"),
+    ],
+)
+def test_pattern_rejects_trailing_newline(pattern, valid):
+    assert pattern.match(valid)
+    assert not pattern.match(valid + "\n")

@@ -350,6 +350,11 @@ async def test_client_close_is_echoed(http_port, http_server, ctx):
         (client_frame(0x0, b"x"), 1002),
         # Text that is not UTF-8.
         (client_frame(0x1, b"\xff\xfe"), 1007),
+        # Close codes that no endpoint may send, and a reason that is not UTF-8.
+        (client_frame(0x8, struct.pack("!H", 1005)), 1002),
+        (client_frame(0x8, struct.pack("!H", 2999)), 1002),
+        (client_frame(0x8, struct.pack("!H", 5000)), 1002),
+        (client_frame(0x8, struct.pack("!H", 1000) + b"\xff"), 1007),
     ],
 )
 @pytest.mark.gen_test
