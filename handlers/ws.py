@@ -60,11 +60,16 @@ class Socket(WebSocket):
         self.ping_sent_at = 0.0
         self.pong_received_at = 0.0
 
+    def allow_frame(self) -> bool:
+        if self.message_rate.take():
+            return True
+        self.ctx.counters["closed_flooding"] += 1
+        log.warning(
+            "closing a socket from %s that sends too many frames", self.remote_ip
+        )
+        return False
+
     def on_message(self, message: str | bytes) -> Awaitable[None] | None:
-        if not self.message_rate.take():
-            self.ctx.counters["closed_flooding"] += 1
-            self.close(CloseCode.POLICY_VIOLATION, "too many messages; slow down")
-            return None
         try:
             request = orjson.loads(message)
         except orjson.JSONDecodeError:

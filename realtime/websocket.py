@@ -40,6 +40,9 @@ RECV_SIZE = 65536
 # Seconds to wait for the client's close frame, or for a slow client to take the
 # rest of its buffer, after the server sent its own close frame.
 CLOSE_TIMEOUT = 5.0
+# Fragments per message. Empty continuation frames add nothing to the message size,
+# so without this a client could grow the fragment list forever.
+MAX_FRAGMENTS = 64
 
 
 class CloseCode(enum.IntEnum):
@@ -220,6 +223,14 @@ class WebSocket:
     def on_pong(self) -> None:
         pass
 
+    def allow_frame(self) -> bool:
+        """Return False to close the socket with 1008 instead of handling a frame.
+
+        Called for every data, continuation, ping and pong frame while the socket
+        is open.
+        """
+        return True
+
     def on_close(self) -> None:
         pass
 
@@ -362,6 +373,11 @@ class WebSocket:
                 return
             fin, opcode, payload, position = parsed
 
+            if opcode != OPCODE_CLOSE and self._open and not self.allow_frame():
+                # A flood of frames costs CPU, and unread pongs memory, so it ends
+                # the socket whether or not the frames carry messages.
+                self.close(CloseCode.POLICY_VIOLATION, "too many frames; slow down")
+                continue
             pending = self._handle_frame(fin, opcode, payload)
             if pending is not None:
                 self._inbox = data[position:]
@@ -409,6 +425,14 @@ class WebSocket:
                 return None
             self._fragments.append(payload)
             self._fragments_size += len(payload)
+            if len(self._fragments) > MAX_FRAGMENTS:
+                self._fail(
+                    ProtocolError(
+                        CloseCode.POLICY_VIOLATION,
+                        f"a message may have at most {MAX_FRAGMENTS} fragments",
+                    )
+                )
+                return None
             if self._fragments_size > self.max_message_size:
                 self._fail(
                     ProtocolError(

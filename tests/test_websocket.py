@@ -6,6 +6,7 @@ import asyncio
 import os
 import socket
 import struct
+from dataclasses import replace
 
 import orjson
 import pytest
@@ -395,4 +396,39 @@ async def test_commands_in_one_read_run_in_order(
     assert [reply["topic"] for reply in replies] == topics
     assert [reply["op"] for reply in replies] == ["subscribed", "subscribed", "error"]
     assert replies[2]["code"] == "already_subscribed"
+    sock.close()
+
+
+@pytest.mark.gen_test
+async def test_ping_flood_closes_1008(http_port, http_server, ctx):
+    sock = await raw_socket(http_port)
+
+    # A client that floods pings and reads nothing would grow the unsent pongs.
+    await send(sock, client_frame(0x9, b"p" * 125) * 200)
+    reader = FrameReader(sock)
+    frames = []
+    while not frames or frames[-1][0] != 0x8:
+        frames.append(await reader.next())
+
+    pongs = [frame for frame in frames if frame[0] == 0xA]
+    assert close_code(frames[-1][1]) == 1008
+    assert len(pongs) <= 60
+    assert ctx.counters["closed_flooding"] == 1
+    sock.close()
+
+
+@pytest.mark.gen_test
+async def test_too_many_fragments_closes_1008(http_port, http_server, ctx):
+    ctx.settings = replace(ctx.settings, ws_message_rate=1000.0, ws_message_burst=1000)
+    sock = await raw_socket(http_port)
+
+    # Empty continuations add nothing to the size, so only a count stops them.
+    frames = [client_frame(0x1, b"{", fin=False)]
+    frames += [client_frame(0x0, b"", fin=False)] * 100
+    await send(sock, b"".join(frames))
+    opcode, payload = await FrameReader(sock).next()
+
+    assert opcode == 0x8
+    assert close_code(payload) == 1008
+    assert b"fragments" in payload
     sock.close()
