@@ -213,7 +213,8 @@ class Socket(WebSocket):
         # the meantime is refused.
         self.topics.add(topic)
         try:
-            if not await self._authorize(topic, request):
+            if not await self._authorize(topic, request) or not self.is_open:
+                # Closed while authorizing: a subscription now would outlive it.
                 self.topics.discard(topic)
                 return
             subscribed = await self.ctx.broker.subscribe(self, topic, epoch, offset)

@@ -286,6 +286,11 @@ class WebSocket:
         if self._closing_timer is not None:
             self._closing_timer.cancel()
             self._closing_timer = None
+        task = self._message_task
+        if task is not None and task is not asyncio.current_task():
+            # A message still being handled, such as a subscribe waiting on the
+            # database, must not act for a socket that is gone.
+            task.cancel()
         sock.close()
         self._inbox = b""
         self._fragments = None

@@ -34,7 +34,12 @@ HEAD_TIMEOUT = 10.0
 # Seconds to read and drop what a rejected client still sends before closing.
 LINGER_TIMEOUT = 2.0
 # Seconds before peeking again at a connection that sent fewer bytes than the prefix.
+# It doubles on each retry up to _MAX_PEEK_RETRY_DELAY, so connections that stall
+# inside the prefix cost little CPU.
 _PEEK_RETRY_DELAY = 0.01
+_MAX_PEEK_RETRY_DELAY = 1.0
+# Seconds between log lines about connections closed for sending no request.
+_EXPIRED_LOG_INTERVAL = 10.0
 # Connections accepted per readiness event, so a storm of connects does not starve
 # the sockets already open.
 _ACCEPTS_PER_EVENT = 128
@@ -55,6 +60,9 @@ class Listener:
         self._on_upgrade = on_upgrade
         self._sockets: list[socket.socket] = []
         self._exhausted_warnings = 0
+        self._expired = 0
+        self._expired_logged = 0
+        self._expired_logged_at = -_EXPIRED_LOG_INTERVAL
 
     def listen(self, port: int, address: str, backlog: int) -> None:
         self.add_sockets(bind_sockets(port, address, backlog=backlog))
@@ -105,6 +113,22 @@ class Listener:
         if sock in self._sockets:
             asyncio.get_running_loop().add_reader(sock.fileno(), self._accept, sock)
 
+    def note_expired(self, address: str) -> None:
+        """Count a connection closed for sending no request, logging at most one line
+        every _EXPIRED_LOG_INTERVAL seconds."""
+        self._expired += 1
+        now = asyncio.get_running_loop().time()
+        if now - self._expired_logged_at < _EXPIRED_LOG_INTERVAL:
+            return
+        log.info(
+            "closed %d connections that sent no request in %.0fs, the last from %s",
+            self._expired - self._expired_logged,
+            HEAD_TIMEOUT,
+            address,
+        )
+        self._expired_logged = self._expired
+        self._expired_logged_at = now
+
     def serve_http(self, connection: socket.socket, address: tuple[str, int]) -> None:
         server = self._http_server
         stream = IOStream(
@@ -130,6 +154,7 @@ class _NewConnection:
         "_lingering",
         "_listener",
         "_loop",
+        "_peek_delay",
         "_timer",
     )
 
@@ -144,6 +169,7 @@ class _NewConnection:
         self._head: bytes | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._lingering = False
+        self._peek_delay = _PEEK_RETRY_DELAY
 
     def start(self) -> None:
         self._timer = self._loop.call_later(HEAD_TIMEOUT, self._expire)
@@ -157,11 +183,7 @@ class _NewConnection:
 
     def _expire(self) -> None:
         if not self._lingering:
-            log.info(
-                "closing a connection from %s that sent no request in %.0fs",
-                self._address[0],
-                HEAD_TIMEOUT,
-            )
+            self._listener.note_expired(self._address[0])
         self._timer = None
         self._finish()
         self._connection.close()
@@ -195,7 +217,8 @@ class _NewConnection:
             # Too few bytes to tell. The socket stays readable until more arrive,
             # so peek again after a pause instead of spinning.
             self._loop.remove_reader(self._connection.fileno())
-            self._loop.call_later(_PEEK_RETRY_DELAY, self._peek_again)
+            self._loop.call_later(self._peek_delay, self._peek_again)
+            self._peek_delay = min(self._peek_delay * 2, _MAX_PEEK_RETRY_DELAY)
         else:
             self._finish()
             self._listener.serve_http(self._connection, self._address)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import struct
+import time
 from dataclasses import replace
 
+import asyncpg
 import orjson
 import pytest
 
@@ -432,3 +435,63 @@ async def test_too_many_fragments_closes_1008(http_port, http_server, ctx):
     assert close_code(payload) == 1008
     assert b"fragments" in payload
     sock.close()
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_socket_dropped_during_subscribe_leaves_no_subscription(
+    http_port, http_server, ctx, database_url
+):
+    await insert_lives(database_url, ["stalled"])
+    locker = await asyncpg.connect(database_url)
+    transaction = locker.transaction()
+    await transaction.start()
+    # The subscribe's live lookup waits on this lock, as under a slow database.
+    await locker.execute("LOCK TABLE lives IN ACCESS EXCLUSIVE MODE")
+    sock = await raw_socket(http_port)
+    await send(sock, masked_text_frame(b'{"op": "subscribe", "topic": "live:stalled"}'))
+    await asyncio.sleep(0.3)
+
+    # The heartbeat drops an unresponsive socket the same way.
+    for server_socket in list(ctx.sockets):
+        server_socket.abort()
+    await transaction.rollback()
+    await locker.close()
+    await asyncio.sleep(0.3)
+
+    assert ctx.sockets == set()
+    assert ctx.broker.hub.subscriber_count("live:stalled") == 0
+    sock.close()
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_stalled_prefixes_cost_little_cpu(http_port, http_server, ctx):
+    sockets = [await connect(http_port) for _ in range(200)]
+    for sock in sockets:
+        # Too short to tell an upgrade from another GET, so the listener peeks again.
+        await send(sock, b"GET /ws")
+    await asyncio.sleep(2.0)
+
+    cpu_before = time.process_time()
+    await asyncio.sleep(1.0)
+    cpu_used = time.process_time() - cpu_before
+
+    assert cpu_used < 0.1
+    for sock in sockets:
+        sock.close()
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_silent_connections_logged_once(
+    http_port, http_server, ctx, monkeypatch, caplog
+):
+    monkeypatch.setattr("server.listener.HEAD_TIMEOUT", 0.3)
+    caplog.set_level(logging.INFO, logger="server.listener")
+    sockets = [await connect(http_port) for _ in range(20)]
+
+    for sock in sockets:
+        assert await read_until_closed(sock, wait=3.0) == b""
+
+    lines = [r for r in caplog.records if "sent no request" in r.getMessage()]
+    assert len(lines) == 1
+    for sock in sockets:
+        sock.close()
