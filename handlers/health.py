@@ -24,7 +24,8 @@ class HealthHandler(ApiHandler):
                 "pid": os.getpid(),
                 "sockets": len(self.ctx.sockets),
                 "deliveries": self.ctx.broker.hub.deliveries,
-                # The latest fan-outs: [topic, published_ms, sockets, lag_ms].
+                # The latest fan-outs of live topics: [topic, published_ms, sockets,
+                # lag_ms].
                 "recent_fanouts": [
                     list(fanout) for fanout in self.ctx.broker.hub.recent_fanouts
                 ],

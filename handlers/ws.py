@@ -159,7 +159,9 @@ class Socket(WebSocket):
                     "manager topics need {op: auth, token} first",
                 )
                 return False
-            if kind == "manager" and not (name.isascii() and name.isdigit()):
+            if kind == "manager" and not (
+                name.isascii() and name.isdigit() and not name.startswith("0")
+            ):
                 self._send_error(
                     topic, "unknown_topic", "manager topics are manager:{id}"
                 )

@@ -37,6 +37,7 @@ class Heartbeat:
         self._timeout = timeout
         self._round: list[Pingable] = []
         self._cursor = 0
+        self._round_started = -math.inf
         self._waiting: deque[tuple[float, list[Pingable]]] = deque()
 
     async def run(self) -> None:
@@ -55,19 +56,24 @@ class Heartbeat:
                 if socket.ping_sent_at == sent_at and socket.pong_received_at < sent_at:
                     socket.ping_timed_out()
 
-        batch = self._next_batch()
+        batch = self._next_batch(now)
         for socket in batch:
             socket.ping_sent_at = now
             socket.send_ping()
         if batch:
             self._waiting.append((now, batch))
 
-    def _next_batch(self) -> list[Pingable]:
+    def _next_batch(self, now: float) -> list[Pingable]:
         if self._cursor >= len(self._round):
+            # A round lasts the interval even when its sockets were all pinged in
+            # fewer ticks, so no socket is pinged more often than once an interval.
+            if now - self._round_started < self._interval:
+                return []
             # A new round starts from the sockets open now; ones that open during
             # the round are pinged in the next.
             self._round = list(self._sockets)
             self._cursor = 0
+            self._round_started = now
         size = math.ceil(len(self._round) * TICK / self._interval)
         batch = self._round[self._cursor : self._cursor + size]
         self._cursor += size

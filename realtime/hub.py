@@ -90,7 +90,8 @@ class Hub:
     ) -> None:
         """Frame the event once and hand the same bytes to every local socket.
 
-        With ``published_ms`` the fan-out's lag behind the publish is recorded.
+        With ``published_ms`` the fan-out's lag behind the publish is recorded for
+        live topics.
         """
         frame = text_frame(event)
         for queue in self._pending.get(topic, {}).values():
@@ -104,7 +105,9 @@ class Hub:
         for subscriber in sockets:
             subscriber.send_frame(frame)
         self.deliveries += len(sockets)
-        if published_ms is not None:
+        # Only live topics are recorded: /healthz is public, and the names of order
+        # and manager topics are not.
+        if published_ms is not None and topic.startswith("live:"):
             lag_ms = round(time.time() * 1000 - published_ms, 1)
             self.recent_fanouts.append(
                 Fanout(topic, published_ms, len(sockets), lag_ms)

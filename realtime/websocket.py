@@ -396,7 +396,10 @@ class WebSocket:
         self, fin: bool, opcode: int, payload: bytes
     ) -> Awaitable[None] | None:
         if opcode == OPCODE_PING:
-            if self._open:
+            # While earlier bytes wait to be sent, the pong is skipped: RFC 6455
+            # section 5.5.3 lets an endpoint answer only some pings, and queued
+            # pongs for a client that does not read would grow without bound.
+            if self._open and self._outbox is None:
                 self._write(frame(OPCODE_PONG, payload))
             return None
         if opcode == OPCODE_PONG:
@@ -510,6 +513,10 @@ class WebSocket:
         self.abort()
 
     def _fail(self, error: ProtocolError) -> None:
+        if not self._open:
+            # Already closing: more bad bytes only end the connection sooner.
+            self.abort()
+            return
         log.info(
             "closing the socket from %s with %d: %s",
             self.remote_ip,

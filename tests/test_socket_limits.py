@@ -162,6 +162,21 @@ def test_heartbeat_aborts_late_pong():
     assert not answering.aborted
 
 
+@pytest.mark.parametrize("count", [1, 3])
+def test_heartbeat_few_sockets_pinged_once_per_interval(count):
+    sockets = [FakeSocket() for _ in range(count)]
+    heartbeat = Heartbeat(sockets, interval=10.0, timeout=4.0)
+
+    now = 0.0
+    while now < 29.9:
+        heartbeat.tick(now)
+        now += 0.5
+
+    # Rounds start at 0, 10 and 20 s; no socket ever sent a pong.
+    assert [fake.pings for fake in sockets] == [3] * count
+    assert all(fake.aborted for fake in sockets)
+
+
 @pytest.mark.gen_test(timeout=60)
 async def test_stalled_reader_closed_others_unaffected(
     base_url, http_port, http_server, ctx, database_url

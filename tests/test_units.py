@@ -15,6 +15,7 @@ from handlers.validation import (
     normalize_tax_id,
 )
 from realtime import topics
+from realtime.hub import Hub
 from realtime.presence import worth_publishing
 from server.logs import JsonFormatter
 from server.settings import Settings, SettingsError
@@ -142,3 +143,26 @@ def test_parse_message_without_publish_time():
 def test_pattern_rejects_trailing_newline(pattern, valid):
     assert pattern.match(valid)
     assert not pattern.match(valid + "\n")
+
+
+class FrameSink:
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+
+    def send_frame(self, frame: bytes) -> None:
+        self.frames.append(frame)
+
+
+def test_hub_records_only_live_fanouts():
+    hub = Hub()
+    sink = FrameSink()
+    for topic in ("live:demo", "order:ABCD1234"):
+        hub.add_pending(topic, sink)
+        hub.promote(topic, sink, 0)
+
+    hub.deliver("order:ABCD1234", 1, b"{}", published_ms=1000)
+    hub.deliver("live:demo", 1, b"{}", published_ms=1000)
+
+    assert len(sink.frames) == 2
+    assert [fanout.topic for fanout in hub.recent_fanouts] == ["live:demo"]
+    assert hub.recent_fanouts[0].sockets == 1
