@@ -196,18 +196,24 @@ class _NewConnection:
         else:
             self._read_head()
 
-    def _peek(self) -> None:
+    def _receive(self, size: int, flags: int = 0) -> bytes | None:
+        """Receive up to ``size`` bytes, or return None when there are none to
+        handle: none arrived yet, or the peer closed and so did this side."""
         try:
-            first = self._connection.recv(_PREFIX_SIZE, socket.MSG_PEEK)
+            data = self._connection.recv(size, flags)
         except (BlockingIOError, InterruptedError):
-            return
+            return None
         except OSError:
+            data = b""
+        if not data:
             self._finish()
             self._connection.close()
-            return
-        if not first:
-            self._finish()
-            self._connection.close()
+            return None
+        return data
+
+    def _peek(self) -> None:
+        first = self._receive(_PREFIX_SIZE, socket.MSG_PEEK)
+        if first is None:
             return
 
         if first in _UPGRADE_PREFIXES:
@@ -229,17 +235,8 @@ class _NewConnection:
 
     def _read_head(self) -> None:
         assert self._head is not None
-        try:
-            data = self._connection.recv(MAX_HEAD_SIZE - len(self._head))
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            self._finish()
-            self._connection.close()
-            return
-        if not data:
-            self._finish()
-            self._connection.close()
+        data = self._receive(MAX_HEAD_SIZE - len(self._head))
+        if data is None:
             return
 
         self._head += data
@@ -279,12 +276,5 @@ class _NewConnection:
         self._timer = self._loop.call_later(LINGER_TIMEOUT, self._expire)
 
     def _discard(self) -> None:
-        try:
-            data = self._connection.recv(65536)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            data = b""
-        if not data:
-            self._finish()
-            self._connection.close()
+        # Read and drop until the peer closes; _receive then closes this side too.
+        self._receive(65536)
