@@ -146,6 +146,14 @@ def check_upgrade(request: UpgradeRequest) -> str:
             headers={"Sec-WebSocket-Version": "13"},
         )
 
+    if headers.get("content-length", "0") != "0" or "transfer-encoding" in headers:
+        raise HandshakeError(
+            400,
+            "invalid_upgrade",
+            "an upgrade request has no body; send it without one",
+            field="Content-Length",
+        )
+
     key = headers.get("sec-websocket-key", "")
     try:
         valid_key = len(base64.b64decode(key, validate=True)) == 16

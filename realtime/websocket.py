@@ -164,6 +164,7 @@ class WebSocket:
         "_fragments",
         "_fragments_size",
         "_inbox",
+        "_input_ignored",
         "_loop",
         "_message_task",
         "_open",
@@ -189,6 +190,8 @@ class WebSocket:
         self.max_buffer_size = max_buffer_size
         self._open = True
         self._reading = False
+        # Set once a flooding client is being closed: nothing more is read.
+        self._input_ignored = False
         # Bytes received but not yet parsed: the start of an incomplete frame, or
         # frames that wait while a message is being handled.
         self._inbox = b""
@@ -335,7 +338,7 @@ class WebSocket:
     # Reading.
 
     def _resume_reading(self) -> None:
-        if self._sock is not None and not self._reading:
+        if self._sock is not None and not self._reading and not self._input_ignored:
             self._loop.add_reader(self._sock.fileno(), self._on_readable)
             self._reading = True
 
@@ -380,9 +383,14 @@ class WebSocket:
 
             if opcode != OPCODE_CLOSE and self._open and not self.allow_frame():
                 # A flood of frames costs CPU, and unread pongs memory, so it ends
-                # the socket whether or not the frames carry messages.
+                # the socket whether or not the frames carry messages. Reading
+                # stops too: parsing the rest of a flood costs as much as handling
+                # it, and the close timeout drops the connection.
                 self.close(CloseCode.POLICY_VIOLATION, "too many frames; slow down")
-                continue
+                self._inbox = b""
+                self._pause_reading()
+                self._input_ignored = True
+                return
             pending = self._handle_frame(fin, opcode, payload)
             if pending is not None:
                 self._inbox = data[position:]
@@ -397,7 +405,7 @@ class WebSocket:
     ) -> Awaitable[None] | None:
         if opcode == OPCODE_PING:
             # While earlier bytes wait to be sent, the pong is skipped: RFC 6455
-            # section 5.5.3 lets an endpoint answer only some pings, and queued
+            # section 5.5.3 lets an endpoint reply to only some pings, and queued
             # pongs for a client that does not read would grow without bound.
             if self._open and self._outbox is None:
                 self._write(frame(OPCODE_PONG, payload))
@@ -504,7 +512,9 @@ class WebSocket:
         if payload:
             error = _close_frame_error(payload)
             if error is not None:
+                # The client closed its side already, so nothing more will come.
                 self._fail(error)
+                self.abort()
                 return
             code = struct.unpack("!H", payload[:2])[0]
         # Echo the client's code, then drop the connection: the client started

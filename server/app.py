@@ -41,7 +41,8 @@ class MediaHandler(tornado.web.StaticFileHandler):
 
 class NotFoundHandler(tornado.web.RequestHandler):
     def prepare(self) -> None:
-        raise tornado.web.HTTPError(404, f"no route for {self.request.path}")
+        # No log message: the access log already has a line for each 404.
+        raise tornado.web.HTTPError(404)
 
     def write_error(self, status_code: int, **kwargs: object) -> None:
         self.set_header("Content-Type", "application/json")

@@ -60,9 +60,9 @@ class Listener:
         self._on_upgrade = on_upgrade
         self._sockets: list[socket.socket] = []
         self._exhausted_warnings = 0
+        # Connections closed for sending no request since the last log line.
         self._expired = 0
-        self._expired_logged = 0
-        self._expired_logged_at = -_EXPIRED_LOG_INTERVAL
+        self._expired_last_address = ""
 
     def listen(self, port: int, address: str, backlog: int) -> None:
         self.add_sockets(bind_sockets(port, address, backlog=backlog))
@@ -114,20 +114,23 @@ class Listener:
             asyncio.get_running_loop().add_reader(sock.fileno(), self._accept, sock)
 
     def note_expired(self, address: str) -> None:
-        """Count a connection closed for sending no request, logging at most one line
-        every _EXPIRED_LOG_INTERVAL seconds."""
+        """Count a connection closed for sending no request. The count is logged
+        _EXPIRED_LOG_INTERVAL seconds after the first of a batch, one line a batch."""
         self._expired += 1
-        now = asyncio.get_running_loop().time()
-        if now - self._expired_logged_at < _EXPIRED_LOG_INTERVAL:
-            return
+        self._expired_last_address = address
+        if self._expired == 1:
+            asyncio.get_running_loop().call_later(
+                _EXPIRED_LOG_INTERVAL, self._log_expired
+            )
+
+    def _log_expired(self) -> None:
         log.info(
-            "closed %d connections that sent no request in %.0fs, the last from %s",
-            self._expired - self._expired_logged,
+            "connections closed for sending no request in %.0fs: %d, the last from %s",
             HEAD_TIMEOUT,
-            address,
+            self._expired,
+            self._expired_last_address,
         )
-        self._expired_logged = self._expired
-        self._expired_logged_at = now
+        self._expired = 0
 
     def serve_http(self, connection: socket.socket, address: tuple[str, int]) -> None:
         server = self._http_server

@@ -166,6 +166,7 @@ async def test_handshake_returns_accept_key(http_port, http_server, ctx):
             "Sec-WebSocket-Key",
         ),
         (UPGRADE_HEADERS.replace("Host: 127.0.0.1\r\n", ""), 400, "Host"),
+        (UPGRADE_HEADERS + "Content-Length: 5\r\n", 400, "Content-Length"),
     ],
 )
 @pytest.mark.gen_test
@@ -485,13 +486,35 @@ async def test_silent_connections_logged_once(
     http_port, http_server, ctx, monkeypatch, caplog
 ):
     monkeypatch.setattr("server.listener.HEAD_TIMEOUT", 0.3)
+    monkeypatch.setattr("server.listener._EXPIRED_LOG_INTERVAL", 0.5)
     caplog.set_level(logging.INFO, logger="server.listener")
     sockets = [await connect(http_port) for _ in range(20)]
 
     for sock in sockets:
         assert await read_until_closed(sock, wait=3.0) == b""
+    await asyncio.sleep(1.0)
 
-    lines = [r for r in caplog.records if "sent no request" in r.getMessage()]
+    lines = [
+        record.getMessage()
+        for record in caplog.records
+        if "sending no request" in record.getMessage()
+    ]
     assert len(lines) == 1
+    assert ": 20, the last from 127.0.0.1" in lines[0]
     for sock in sockets:
         sock.close()
+
+
+@pytest.mark.gen_test
+async def test_invalid_close_frame_drops_at_once(http_port, http_server, ctx):
+    sock = await raw_socket(http_port)
+
+    await send(sock, client_frame(0x8, struct.pack("!H", 1005)))
+    reader = FrameReader(sock)
+    opcode, payload = await reader.next()
+
+    assert opcode == 0x8
+    assert close_code(payload) == 1002
+    # The client sent its close frame already, so the server does not wait 5 s.
+    assert reader.buffer + await read_until_closed(sock, wait=1.0) == b""
+    sock.close()
