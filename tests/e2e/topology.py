@@ -3,6 +3,8 @@ HAProxy on free loopback ports, with its files in a temporary directory."""
 
 from __future__ import annotations
 
+import http.client
+import random
 import shutil
 import socket
 import subprocess
@@ -23,14 +25,17 @@ START_TIMEOUT = 30.0
 
 
 def free_port_block(count: int) -> int:
-    """Return a port P such that P+1 .. P+count are free on 127.0.0.1."""
+    """Return a port P such that P+1 .. P+count are free on 127.0.0.1.
+
+    The ports lie below the kernel's ephemeral range. A connect to a port inside it
+    that nothing listens on yet can pick that same port as its source and connect
+    to itself, and a readiness probe then reads back its own request.
+    """
+    lowest_ephemeral = int(
+        Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0]
+    )
     for _ in range(50):
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        base = probe.getsockname()[1]
-        probe.close()
-        if base + count > 65000:
-            continue
+        base = random.randrange(10000, lowest_ephemeral - count - 1)
         sockets = []
         try:
             for port in range(base + 1, base + count + 1):
@@ -100,7 +105,7 @@ class Topology:
         while pending and time.monotonic() < deadline:
             try:
                 status, _ = http_get(pending[0] + "/readyz")
-            except OSError:
+            except (OSError, http.client.HTTPException):
                 status = 0
             if status == 200:
                 pending.pop(0)
