@@ -56,7 +56,9 @@ def open_socket(
     """Check the upgrade and the limits, then send 101 and start the socket.
 
     A process that is draining or full still completes the handshake and then
-    closes with 1012 or 1013, which clients read as advice to reconnect later.
+    closes with 1012 or 1013, which clients read as advice to reconnect later. The
+    Origin header is not checked: a socket carries only public topics and topics
+    opened by a token sent in a message, never by cookies.
     """
     request_id = request.headers.get("x-request-id")
     try:
@@ -70,13 +72,16 @@ def open_socket(
         allowed, wait = limiter.allow(remote_ip)
         if not allowed:
             ctx.counters["rejected_rate"] += 1
+            retry_after = max(1, round(wait))
             error = HandshakeError(
                 429,
                 "too_many_requests",
-                f"too many new sockets from {remote_ip}",
-                headers={"Retry-After": str(max(1, round(wait)))},
+                f"too many new sockets from {remote_ip}; retry in {retry_after} s",
+                headers={"Retry-After": str(retry_after)},
             )
-            _reject(connection, error, request.method, request.target, started, None)
+            _reject(
+                connection, error, request.method, request.target, started, request_id
+            )
             return
 
     # Each frame is a whole message: waiting to coalesce it with the next one

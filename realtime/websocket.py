@@ -373,25 +373,18 @@ class WebSocket:
         while self._sock is not None:
             try:
                 parsed = parse_frame(data, position, self.max_message_size)
+                if parsed is None:
+                    self._inbox = data[position:]
+                    return
+                fin, opcode, payload, position = parsed
+                if opcode != OPCODE_CLOSE and self._open and not self.allow_frame():
+                    self._close_flooding()
+                    return
+                pending = self._handle_frame(fin, opcode, payload)
             except ProtocolError as exc:
                 self._fail(exc)
                 return
-            if parsed is None:
-                self._inbox = data[position:]
-                return
-            fin, opcode, payload, position = parsed
 
-            if opcode != OPCODE_CLOSE and self._open and not self.allow_frame():
-                # A flood of frames costs CPU, and unread pongs memory, so it ends
-                # the socket whether or not the frames carry messages. Reading
-                # stops too: parsing the rest of a flood costs as much as handling
-                # it, and the close timeout drops the connection.
-                self.close(CloseCode.POLICY_VIOLATION, "too many frames; slow down")
-                self._inbox = b""
-                self._pause_reading()
-                self._input_ignored = True
-                return
-            pending = self._handle_frame(fin, opcode, payload)
             if pending is not None:
                 self._inbox = data[position:]
                 self._pause_reading()
@@ -399,6 +392,18 @@ class WebSocket:
                     self._await_message(pending)
                 )
                 return
+
+    def _close_flooding(self) -> None:
+        """Close a socket that sends frames faster than ``allow_frame`` permits.
+
+        A flood costs CPU, and unread pongs memory, whether or not its frames carry
+        messages. Reading stops too, because parsing the rest of a flood costs as
+        much as handling it, and the close timeout drops the connection.
+        """
+        self.close(CloseCode.POLICY_VIOLATION, "too many frames; slow down")
+        self._inbox = b""
+        self._pause_reading()
+        self._input_ignored = True
 
     def _handle_frame(
         self, fin: bool, opcode: int, payload: bytes
@@ -417,10 +422,7 @@ class WebSocket:
             self._on_close_frame(payload)
             return None
         if opcode not in (OPCODE_TEXT, OPCODE_BINARY, OPCODE_CONTINUATION):
-            self._fail(
-                ProtocolError(CloseCode.PROTOCOL_ERROR, f"unknown opcode {opcode:#x}")
-            )
-            return None
+            raise ProtocolError(CloseCode.PROTOCOL_ERROR, f"unknown opcode {opcode:#x}")
 
         message = self._assemble(fin, opcode, payload)
         if message is None or not self._open:
@@ -430,33 +432,27 @@ class WebSocket:
         return self.on_message(message)
 
     def _assemble(self, fin: bool, opcode: int, payload: bytes) -> str | bytes | None:
-        """Join fragments into a whole message, or return None while they arrive."""
+        """Join fragments into a whole message, or return None while they arrive.
+
+        Raises ProtocolError for fragments out of order, too many or too large.
+        """
         if opcode == OPCODE_CONTINUATION:
             if self._fragments is None:
-                self._fail(
-                    ProtocolError(
-                        CloseCode.PROTOCOL_ERROR, "continuation frame with no message"
-                    )
+                raise ProtocolError(
+                    CloseCode.PROTOCOL_ERROR, "continuation frame with no message"
                 )
-                return None
             self._fragments.append(payload)
             self._fragments_size += len(payload)
             if len(self._fragments) > MAX_FRAGMENTS:
-                self._fail(
-                    ProtocolError(
-                        CloseCode.POLICY_VIOLATION,
-                        f"a message may have at most {MAX_FRAGMENTS} fragments",
-                    )
+                raise ProtocolError(
+                    CloseCode.POLICY_VIOLATION,
+                    f"a message may have at most {MAX_FRAGMENTS} fragments",
                 )
-                return None
             if self._fragments_size > self.max_message_size:
-                self._fail(
-                    ProtocolError(
-                        CloseCode.MESSAGE_TOO_BIG,
-                        f"messages are limited to {self.max_message_size} bytes",
-                    )
+                raise ProtocolError(
+                    CloseCode.MESSAGE_TOO_BIG,
+                    f"messages are limited to {self.max_message_size} bytes",
                 )
-                return None
             if not fin:
                 return None
             # The first fragment carries the message's opcode.
@@ -464,13 +460,10 @@ class WebSocket:
             payload = b"".join(self._fragments)
             self._fragments = None
         elif self._fragments is not None:
-            self._fail(
-                ProtocolError(
-                    CloseCode.PROTOCOL_ERROR,
-                    "a new message started before the previous one ended",
-                )
+            raise ProtocolError(
+                CloseCode.PROTOCOL_ERROR,
+                "a new message started before the previous one ended",
             )
-            return None
         elif not fin:
             self._fragments = [payload]
             self._fragments_size = len(payload)
@@ -481,11 +474,10 @@ class WebSocket:
             return payload
         try:
             return payload.decode()
-        except UnicodeDecodeError:
-            self._fail(
-                ProtocolError(CloseCode.INVALID_DATA, "text messages must be UTF-8")
-            )
-            return None
+        except UnicodeDecodeError as exc:
+            raise ProtocolError(
+                CloseCode.INVALID_DATA, "text messages must be UTF-8"
+            ) from exc
 
     async def _await_message(self, pending: Awaitable[None]) -> None:
         try:

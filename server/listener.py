@@ -57,7 +57,7 @@ class Listener:
 
     def __init__(self, http_server: HTTPServer, on_upgrade: UpgradeCallback) -> None:
         self._http_server = http_server
-        self._on_upgrade = on_upgrade
+        self.on_upgrade = on_upgrade
         self._sockets: list[socket.socket] = []
         self._exhausted_warnings = 0
         # Connections closed for sending no request since the last log line.
@@ -140,11 +140,6 @@ class Listener:
             read_chunk_size=server.read_chunk_size,
         )
         server.handle_stream(stream, address)
-
-    def serve_upgrade(
-        self, connection: socket.socket, peer: str, head: bytes, rest: bytes
-    ) -> None:
-        self._on_upgrade(connection, peer, head, rest)
 
 
 class _NewConnection:
@@ -248,7 +243,7 @@ class _NewConnection:
             self._finish()
             # A client should wait for the 101 response before it sends frames, but
             # bytes that came early are passed on and read as frames.
-            self._listener.serve_upgrade(
+            self._listener.on_upgrade(
                 self._connection, self._address[0], self._head[:end], self._head[end:]
             )
         elif len(self._head) >= MAX_HEAD_SIZE:
