@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from playwright.async_api import BrowserContext, Page, expect
+from playwright.async_api import BrowserContext, Page, Route, expect
 
 from tests.browser.test_panel import fetch_row, record_errors
 from tests.browser.test_storefront import card, chromium
@@ -204,6 +204,20 @@ async def test_reorder_products(api, database_url, base_url):
             ["Basic T-shirt", "Trucker cap", "Wool socks"]
         )
 
+        # The first move's request is held back, so the second move is made while the
+        # first is still being saved. Sent side by side, the two would reach the server
+        # swapped and leave the first move's position.
+        held: list[str] = []
+
+        async def hold_first_move(route: Route) -> None:
+            if route.request.method == "PATCH" and not held:
+                held.append(route.request.url)
+                await asyncio.sleep(0.5)
+            await route.continue_()
+
+        product_url = re.compile(r".*/products/\d+$")
+        await panel.route(product_url, hold_first_move)
+
         # The keyboard alternative: arrow keys on the handle move the row.
         handle = panel.get_by_role(
             "button", name="Move SCK-1: drag, or use the arrow keys"
@@ -218,6 +232,8 @@ async def test_reorder_products(api, database_url, base_url):
             ["Wool socks", "Basic T-shirt", "Trucker cap"]
         )
         await wait_for_order(database_url, [("SCK-1", 1), ("TSH-1", 2), ("CAP-1", 3)])
+        assert len(held) == 1
+        await panel.unroute(product_url)
 
         # A pointer drag of the first row's handle below the last row moves it last.
         first_handle = panel.locator("table.catalog tbody tr").first.locator(

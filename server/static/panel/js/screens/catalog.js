@@ -39,6 +39,20 @@ export function mountCatalog(container, { slug, store }) {
 
   const rows = new Map();
 
+  // Positions the manager set that the server has not confirmed yet: product id -> 1..n.
+  // The table sorts by them, so a response or event for an earlier move does not put a
+  // row back while later moves are still being saved.
+  const pendingPositions = new Map();
+  // The position last sent per product. One the server confirmed and someone else then
+  // changed is not sent again, so two managers moving rows cannot loop forever.
+  const sentPositions = new Map();
+  let savingPositions = false;
+
+  const sortedProducts = () => {
+    const position = (product) => pendingPositions.get(product.id) ?? product.position;
+    return [...store.products.values()].sort((a, b) => position(a) - position(b) || a.id - b.id);
+  };
+
   const render = () => {
     if (store.loadError && !store.live) {
       emptyNote.textContent = `Could not load the catalog: ${store.loadError.message}`;
@@ -48,10 +62,10 @@ export function mountCatalog(container, { slug, store }) {
       emptyNote.textContent = 'Loading…';
       return;
     }
-    const products = store.sortedProducts();
+    const products = sortedProducts();
     emptyNote.textContent = products.length === 0 ? 'No products yet. Add one or import a CSV file.' : '';
     const seen = new Set();
-    for (const product of products) {
+    for (const [index, product] of products.entries()) {
       seen.add(product.id);
       let row = rows.get(product.id);
       if (!row) {
@@ -64,7 +78,10 @@ export function mountCatalog(container, { slug, store }) {
       } else {
         row.dataset.stale = 'yes';
       }
-      tbody.append(row);
+      // Only rows out of place move: moving a row takes the focus off its handle.
+      if (tbody.children[index] !== row) {
+        tbody.insertBefore(row, tbody.children[index] ?? null);
+      }
     }
     for (const [id, row] of rows) {
       if (!seen.has(id)) {
@@ -251,28 +268,36 @@ export function mountCatalog(container, { slug, store }) {
     });
   };
 
-  // Positions become 1..n in table order; only products whose position changed are
-  // patched. Without `version`, so a sale in the meantime does not fail the move.
+  // Positions become 1..n in table order. Moves are saved one request at a time, in
+  // order, so two quick moves cannot reach the server swapped. Without `version`, so a
+  // sale in the meantime does not fail the move.
   const savePositions = async () => {
-    const order = [...tbody.children].map((row) => Number(row.dataset.id));
-    const changes = [];
-    order.forEach((id, index) => {
-      const product = store.products.get(id);
-      if (product && product.position !== index + 1) {
-        changes.push({ id, position: index + 1 });
-      }
+    [...tbody.children].forEach((row, index) => {
+      const id = Number(row.dataset.id);
+      if (pendingPositions.get(id) !== index + 1) sentPositions.delete(id);
+      pendingPositions.set(id, index + 1);
     });
-    for (const change of changes) {
-      const known = store.products.get(change.id);
-      store.products.set(change.id, { ...known, position: change.position });
-    }
+    if (savingPositions) return;
+    savingPositions = true;
     try {
-      for (const change of changes) {
-        store.upsertProduct(await managerApi.updateProduct(slug, change.id, { position: change.position }));
+      for (;;) {
+        const change = [...pendingPositions].find(([id, position]) =>
+          store.products.has(id)
+          && store.products.get(id).position !== position
+          && sentPositions.get(id) !== position);
+        if (!change) break;
+        const [id, position] = change;
+        sentPositions.set(id, position);
+        store.upsertProduct(await managerApi.updateProduct(slug, id, { position }));
       }
     } catch (error) {
       toast(`Could not save the new order: ${error.message}`, { kind: 'error' });
       store.feed.reload();
+    } finally {
+      pendingPositions.clear();
+      sentPositions.clear();
+      savingPositions = false;
+      render();
     }
   };
 
