@@ -207,11 +207,11 @@ async def test_reorder_products(api, database_url, base_url):
         # The first move's request is held back, so the second move is made while the
         # first is still being saved. Sent side by side, the two would reach the server
         # swapped and leave the first move's position.
-        held: list[str] = []
+        held_urls: list[str] = []
 
         async def hold_first_move(route: Route) -> None:
-            if route.request.method == "PATCH" and not held:
-                held.append(route.request.url)
+            if route.request.method == "PATCH" and not held_urls:
+                held_urls.append(route.request.url)
                 await asyncio.sleep(0.5)
             await route.continue_()
 
@@ -232,7 +232,7 @@ async def test_reorder_products(api, database_url, base_url):
             ["Wool socks", "Basic T-shirt", "Trucker cap"]
         )
         await wait_for_order(database_url, [("SCK-1", 1), ("TSH-1", 2), ("CAP-1", 3)])
-        assert len(held) == 1
+        assert len(held_urls) == 1
         await panel.unroute(product_url)
 
         # A pointer drag of the first row's handle below the last row moves it last.

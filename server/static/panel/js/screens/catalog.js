@@ -268,8 +268,8 @@ export function mountCatalog(container, { slug, store }) {
     });
   };
 
-  // Positions become 1..n in table order. Moves are saved one request at a time, in
-  // order, so two quick moves cannot reach the server swapped. Without `version`, so a
+  // Positions become 1..n in table order. Moves are saved one request at a time, so two
+  // quick moves cannot reach the server swapped. The requests carry no `version`, so a
   // sale in the meantime does not fail the move.
   const savePositions = async () => {
     [...tbody.children].forEach((row, index) => {
