@@ -92,6 +92,14 @@ PROBE_NOTE = (
     "clients that serve thousands of sockets each, so it is closer to the server's "
     "own delay"
 )
+CLIENT_PRIORITY_NOTES = {
+    "idle": "load clients: SCHED_IDLE while the events flow (--client-priority idle), "
+    "so a frame that wakes a client does not preempt a server in the middle of a "
+    "fan-out. The latency still includes the clients' time to read every frame on "
+    "the same cores",
+    "normal": "load clients: normal priority (--client-priority normal), so they "
+    "compete with the servers for the same cores during each fan-out",
+}
 
 
 @dataclass
@@ -573,6 +581,7 @@ def run_latency(ctx: Context) -> Table:
         "resolution), so they leave out the PATCH's own work"
     )
     table.notes.append(PROBE_NOTE.format(probes=args.probe_sockets))
+    table.notes.append(CLIENT_PRIORITY_NOTES[args.client_priority])
     table.notes.append(FANOUT_NOTE)
     table.notes.append(
         "targets: p99 <= 20 / 50 / 100 ms at 1,000 / 5,000 / 10,000 sockets"
@@ -586,6 +595,8 @@ def measure_latency(
     args = ctx.args
     sockets = open_sockets(ctx)
     count = max(1, round(args.latency_rate * args.latency_duration))
+    if args.client_priority == "idle":
+        opened.pool.set_idle_priority()
     before = take_snapshot(ctx)
     since_ms = time.time() * 1000
     publications = publish_paced(ctx, count, args.latency_rate, deadline - 15)
@@ -982,6 +993,14 @@ def add_client_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="connect through HAProxy or directly to the processes (default: "
         f"haproxy up to {HAPROXY_SOCKET_LIMIT:,} sockets, direct above)",
+    )
+    group.add_argument(
+        "--client-priority",
+        choices=("idle", "normal"),
+        default="idle",
+        help="scheduling of the load clients in the latency scenario: idle runs them "
+        "only on CPU time the servers leave (SCHED_IDLE), as if on another machine; "
+        "normal competes with the servers (default: %(default)s)",
     )
     group.add_argument(
         "--sockets-per-client",
