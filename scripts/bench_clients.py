@@ -192,8 +192,8 @@ class ClientPool:
         """Run every load client only on CPU time the rest of the machine leaves.
 
         A client in SCHED_IDLE does not preempt the servers when a frame wakes it, so
-        a fan-out is not slowed by the clients that read it. Only root can undo this,
-        so it is meant for a pool that is closed after the measurement.
+        a fan-out is not slowed by the clients that read it. Leaving SCHED_IDLE needs
+        CAP_SYS_NICE or a high enough RLIMIT_NICE, so the pool is closed afterwards.
         """
         for pid in self.pids():
             os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
