@@ -142,12 +142,26 @@ class Socket(WebSocket):
             return False
 
         if kind == "order":
+            # Events go out on the stored code, which is upper case, so a topic in
+            # another case would never receive one.
+            if name != name.upper():
+                self._send_error(
+                    topic,
+                    "unknown_topic",
+                    f"order codes are upper case: subscribe to order:{name.upper()}",
+                )
+                return False
             if self.manager is not None:
-                return True
+                async with self.ctx.pool.acquire() as connection:
+                    if await orders.exists(connection, name):
+                        return True
+                self._send_error(topic, "unknown_topic", f"there is no order {name}")
+                return False
+
             token = request.get("token")
             if isinstance(token, str) and token:
                 async with self.ctx.pool.acquire() as connection:
-                    if await orders.read_token_opens(connection, name.upper(), token):
+                    if await orders.read_token_opens(connection, name, token):
                         return True
             self._send_error(topic, "forbidden", "send the order's read token in token")
             return False

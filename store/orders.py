@@ -375,6 +375,12 @@ async def _order_to_wire(connection: Connection, row: asyncpg.Record) -> dict[st
     }
 
 
+async def exists(connection: Connection, code: str) -> bool:
+    """Return whether an order with ``code`` exists."""
+    found = await connection.fetchval("SELECT 1 FROM orders WHERE code = $1", code)
+    return found is not None
+
+
 async def read_token_opens(connection: Connection, code: str, read_token: str) -> bool:
     """Tell whether ``read_token`` opens order ``code``, in constant time."""
     stored = await connection.fetchval(

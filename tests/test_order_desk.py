@@ -230,6 +230,33 @@ async def test_managers_notified_and_buyer_follows_order(api, database_url, base
     buyer.close()
 
 
+@pytest.mark.gen_test(timeout=30)
+async def test_order_topic_needs_existing_code(api, database_url, base_url):
+    product = await _desk(api, database_url)
+    placed = await _place(api, product["id"], 1)
+    code = placed["order"]["code"]
+    manager = await Socket.open(base_url)
+    await manager.send({"op": "auth", "token": api.access_token})
+    await manager.receive()
+    buyer = await Socket.open(base_url)
+
+    missing = await manager.subscribe("order:NOSUCH01")
+    lower_case = await manager.subscribe(f"order:{code.lower()}")
+    buyer_lower_case = await buyer.subscribe(
+        f"order:{code.lower()}", token=placed["read_token"]
+    )
+    existing = await manager.subscribe(f"order:{code}")
+
+    assert missing["code"] == "unknown_topic"
+    assert missing["message"] == "there is no order NOSUCH01"
+    assert lower_case["code"] == "unknown_topic"
+    assert f"order:{code}" in lower_case["message"]
+    assert buyer_lower_case["code"] == "unknown_topic"
+    assert existing["op"] == "subscribed"
+    manager.close()
+    buyer.close()
+
+
 @pytest.mark.gen_test
 async def test_manager_topics_need_auth(api, database_url, base_url):
     await _desk(api, database_url)
