@@ -1005,9 +1005,10 @@ def add_client_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--sockets-per-client",
         type=int,
-        default=9000,
-        help="sockets per load-client process (each has at most 20,000 open files "
-        "here; the hard limit applies)",
+        default=2500,
+        help="sockets per load-client process (at most about 19,900 with 20,000 open "
+        "files). Small enough that even 5,000 sockets are read by one client per core "
+        "(default: %(default)s)",
     )
     group.add_argument(
         "--connect-rate",
