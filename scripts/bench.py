@@ -95,8 +95,13 @@ PROBE_NOTE = (
 CLIENT_PRIORITY_NOTES = {
     "idle": "load clients: SCHED_IDLE while the events flow (--client-priority idle), "
     "so a frame that wakes a client does not preempt a server in the middle of a "
-    "fan-out. The latency still includes the clients' time to read every frame on "
-    "the same cores",
+    "fan-out; the clients run at the next scheduler tick instead. The latency still "
+    "includes the clients' time to read every frame on the same cores",
+    "background": "load clients: SCHED_IDLE in sessions of their own at autogroup "
+    "nice 19 while the events flow (--client-priority background), so they read "
+    "only on CPU time the servers leave, after the fan-outs. The server fan-out lag "
+    "is then close to the servers' own; the latency adds the clients' reading after "
+    "it",
     "normal": "load clients: normal priority (--client-priority normal), so they "
     "compete with the servers for the same cores during each fan-out",
 }
@@ -302,6 +307,7 @@ def open_pool(ctx: Context, sockets: int, deadline: float) -> OpenedPool:
         topic=f"live:{args.live}",
         max_lifetime=args.client_lifetime,
         probe_sockets=probe_sockets,
+        own_sessions=args.client_priority == "background",
     )
 
     before = take_snapshot(ctx)
@@ -595,8 +601,8 @@ def measure_latency(
     args = ctx.args
     sockets = open_sockets(ctx)
     count = max(1, round(args.latency_rate * args.latency_duration))
-    if args.client_priority == "idle":
-        opened.pool.set_idle_priority()
+    if args.client_priority != "normal":
+        opened.pool.set_priority(args.client_priority)
     before = take_snapshot(ctx)
     since_ms = time.time() * 1000
     publications = publish_paced(ctx, count, args.latency_rate, deadline - 15)
@@ -996,11 +1002,13 @@ def add_client_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--client-priority",
-        choices=("idle", "normal"),
+        choices=("idle", "background", "normal"),
         default="idle",
-        help="scheduling of the load clients in the latency scenario: idle runs them "
-        "only on CPU time the servers leave (SCHED_IDLE), as if on another machine; "
-        "normal competes with the servers (default: %(default)s)",
+        help="scheduling of the load clients in the latency scenario: idle "
+        "(SCHED_IDLE) keeps a frame that wakes a client from preempting a server in "
+        "the middle of a fan-out; background also runs each client in a session of "
+        "its own at autogroup nice 19, so the clients read only after the fan-outs; "
+        "normal lets clients preempt servers (default: %(default)s)",
     )
     group.add_argument(
         "--sockets-per-client",

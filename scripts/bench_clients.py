@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -45,6 +46,9 @@ class PoolPlan:
     # Sockets of the last process, kept apart from the busy ones to time deliveries
     # without the queueing in a load client that serves thousands of sockets.
     probe_sockets: int
+    # Each client in a session of its own, so its scheduler autogroup can be
+    # reniced apart from the bench's (set_priority("background")).
+    own_sessions: bool = False
 
 
 @dataclass
@@ -61,11 +65,14 @@ class ConnectSummary:
 class ClientProcess:
     """One loadclient.py child with a non-blocking line reader on its stdout."""
 
-    def __init__(self, python: Path, arguments: list[str]) -> None:
+    def __init__(
+        self, python: Path, arguments: list[str], own_session: bool = False
+    ) -> None:
         self.process = subprocess.Popen(
             [str(python), str(LOADCLIENT), *arguments],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            start_new_session=own_session,
         )
         assert self.process.stdout is not None
         self.fd = self.process.stdout.fileno()
@@ -139,7 +146,9 @@ class ClientPool:
         for number in range(plan.processes):
             sockets = base + (1 if number < extra else 0)
             self.clients.append(
-                ClientProcess(python, self._arguments(sockets, first_index))
+                ClientProcess(
+                    python, self._arguments(sockets, first_index), plan.own_sessions
+                )
             )
             first_index += sockets
         # Index of the probe process in the replies, or None without probe sockets.
@@ -147,7 +156,7 @@ class ClientPool:
         if plan.probe_sockets:
             self.probe_index = len(self.clients)
             arguments = self._arguments(plan.probe_sockets, first_index)
-            self.clients.append(ClientProcess(python, arguments))
+            self.clients.append(ClientProcess(python, arguments, plan.own_sessions))
         log.info(
             "started %d load clients (pids %s) for %d sockets via %s",
             len(self.clients),
@@ -188,15 +197,22 @@ class ClientPool:
     def pids(self) -> list[int]:
         return [client.pid for client in self.clients]
 
-    def set_idle_priority(self) -> None:
-        """Run every load client only on CPU time the rest of the machine leaves.
+    def set_priority(self, priority: str) -> None:
+        """Lower the scheduling priority of every load client.
 
-        A client in SCHED_IDLE does not preempt the servers when a frame wakes it, so
-        a fan-out is not slowed by the clients that read it. Leaving SCHED_IDLE needs
-        CAP_SYS_NICE or a high enough RLIMIT_NICE, so the pool is closed afterwards.
+        "idle" puts the clients in SCHED_IDLE, so a frame that wakes one does not
+        preempt a server in the middle of a fan-out. They still run at the next
+        scheduler tick, because with autogroups the bench's session, clients
+        included, shares the cores with the servers' session as one group.
+        "background" also sets the nice value of each client's own autogroup to 19,
+        so the clients run only on CPU time the servers leave (the pool must have
+        been planned with ``own_sessions``). Leaving SCHED_IDLE needs CAP_SYS_NICE or
+        a high enough RLIMIT_NICE, so the pool is closed afterwards.
         """
         for pid in self.pids():
             os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+            if priority == "background":
+                set_autogroup_nice(pid, 19)
 
     def cpu_seconds(self) -> dict[int, float]:
         return {pid: read_cpu_seconds(pid) for pid in self.pids()}
@@ -286,3 +302,12 @@ class ClientPool:
 
 def plan_processes(sockets: int, per_process: int) -> int:
     return max(1, math.ceil(sockets / per_process))
+
+
+def set_autogroup_nice(pid: int, nice: int) -> None:
+    """Set the nice value of the scheduler autogroup that ``pid`` belongs to.
+
+    A kernel without autogroups has no such file, and nothing to set.
+    """
+    with contextlib.suppress(FileNotFoundError):
+        Path(f"/proc/{pid}/autogroup").write_text(f"{nice}\n")
