@@ -125,6 +125,23 @@ def normalize_tiers(raw: Any, field: str = "tiers") -> list[dict[str, int]]:
     return tiers
 
 
+def check_tier_prices(
+    price_cents: int, tiers: Sequence[Mapping[str, int]], field: str = "tiers"
+) -> None:
+    """Raise InvalidInput when a tier costs more than the base price or than the
+    tier for fewer units. ``tiers`` is sorted by minimum."""
+    ceiling = price_cents
+    for tier in tiers:
+        if tier["price_cents"] > ceiling:
+            raise InvalidInput(
+                f"the tier from {tier['min_quantity']} units costs "
+                f"{tier['price_cents']} cents, above the {ceiling} cents for fewer "
+                f"units; set it to {ceiling} cents or less",
+                field=field,
+            )
+        ceiling = tier["price_cents"]
+
+
 def _is_int(value: Any) -> bool:
     # bool is an int subclass, and true must not pass as a quantity of 1.
     return isinstance(value, int) and not isinstance(value, bool)

@@ -9,7 +9,7 @@ import asyncpg
 
 from store.errors import Conflict, NotFound
 from store.pool import Connection, required
-from store.pricing import running_flash_price
+from store.pricing import check_tier_prices, running_flash_price
 
 PRODUCT_COLUMNS = (
     "id, live_id, sku, name, description, image_url, price_cents, tiers, "
@@ -199,6 +199,15 @@ async def update(
         fields = {**fields, "stock": before["stock"] + stock_delta}
     if not fields:
         return before, before
+
+    # When only the tiers or only the price change, the stored value of the other
+    # one is what they must fit.
+    if ("tiers" in fields) != ("price_cents" in fields):
+        check_tier_prices(
+            fields.get("price_cents", before["price_cents"]),
+            fields.get("tiers", before["tiers"]),
+            field="tiers" if "tiers" in fields else "price_cents",
+        )
 
     assignments = ", ".join(
         f"{name} = ${index + 3}" for index, name in enumerate(fields)

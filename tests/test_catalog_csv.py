@@ -84,6 +84,7 @@ async def test_bad_rows_reported_nothing_applied(api, database_url):
         "BAD-3,Bad tier,1000,5,12-900\n"
         "OK-1,Duplicate,1000,5,\n"
         "BAD-4,Negative stock,1000,-1,\n"
+        "BAD-5,Pricier tier,1000,5,12:1100\n"
     )
 
     response = await api.post(CSV_PATH, raw_body=body.encode(), headers=HEADERS)
@@ -97,6 +98,7 @@ async def test_bad_rows_reported_nothing_applied(api, database_url):
         (5, "tiers"),
         (6, "sku"),
         (7, "stock"),
+        (8, "tiers"),
     ]
     assert all(e["message"] for e in response.error["errors"])
     assert live.json["products"] == []

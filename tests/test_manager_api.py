@@ -207,6 +207,17 @@ async def test_product_fields_are_validated(api, database_url):
         ),
         ({**base, "tiers": [{"min_quantity": 10}]}, "tiers[0]"),
         ({**base, "tiers": "cheap"}, "tiers"),
+        ({**base, "tiers": [{"min_quantity": 10, "price_cents": 1100}]}, "tiers"),
+        (
+            {
+                **base,
+                "tiers": [
+                    {"min_quantity": 10, "price_cents": 800},
+                    {"min_quantity": 50, "price_cents": 850},
+                ],
+            },
+            "tiers",
+        ),
         ({**base, "visible": "yes"}, "visible"),
         ({"name": "No SKU", "price_cents": 1}, "sku"),
         ({**base, "colour": "red"}, "colour"),
@@ -220,6 +231,35 @@ async def test_product_fields_are_validated(api, database_url):
     duplicate = await api.post(PRODUCTS, base)
     assert duplicate.status == 409
     assert duplicate.error["code"] == "duplicate_sku"
+
+
+@pytest.mark.gen_test
+async def test_patch_checks_tiers_against_price(api, database_url):
+    await login_manager(api, database_url)
+    await create_live(api)
+    product = await create_product(api, sku="S-1", price_cents=1000)
+    url = f"{PRODUCTS}/{product['id']}"
+    tiers = [{"min_quantity": 10, "price_cents": 900}]
+
+    pricier_tier = await api.patch(
+        url, {"tiers": [{"min_quantity": 10, "price_cents": 1200}]}
+    )
+    with_tiers = await api.patch(url, {"tiers": tiers})
+    price_below_tier = await api.patch(url, {"price_cents": 800})
+    after_failure = await api.get("/api/v1/manager/lives/summer-24")
+    both = await api.patch(url, {"price_cents": 800, "tiers": []})
+
+    assert pricier_tier.status == 400
+    assert pricier_tier.error["field"] == "tiers"
+    assert "1200 cents" in pricier_tier.error["message"]
+    assert with_tiers.status == 200
+    assert price_below_tier.status == 400
+    assert price_below_tier.error["field"] == "price_cents"
+    assert after_failure.json["products"][0]["price_cents"] == 1000
+    assert after_failure.json["products"][0]["tiers"] == tiers
+    assert both.status == 200
+    assert both.json["price_cents"] == 800
+    assert both.json["tiers"] == []
 
 
 @pytest.mark.gen_test
