@@ -30,12 +30,28 @@ if not epoch then
     redis.call('SET', KEYS[1], epoch)
     redis.call('DEL', KEYS[2], KEYS[3])
 end
-local offset = redis.call('INCR', KEYS[2])
 local now = redis.call('TIME')
 local published_ms = now[1] .. string.format('%03d', math.floor(now[2] / 1000))
-local event = '{"topic":' .. ARGV[2] .. ',"offset":' .. offset .. ',"type":'
-    .. ARGV[3] .. ',"published_ms":' .. published_ms .. ',"data":' .. ARGV[4] .. '}'
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], offset .. '-1', 'e', event)
+local function append()
+    local offset = redis.call('INCR', KEYS[2])
+    local event = '{"topic":' .. ARGV[2] .. ',"offset":' .. offset .. ',"type":'
+        .. ARGV[3] .. ',"published_ms":' .. published_ms .. ',"data":' .. ARGV[4] .. '}'
+    local added = redis.pcall(
+        'XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], offset .. '-1', 'e', event)
+    return offset, event, added
+end
+local offset, event, added = append()
+if type(added) == 'table' and added.err then
+    -- The history is already past this offset, because the offset key was evicted
+    -- or set back. An offset would then name two events, so a new epoch starts.
+    epoch = ARGV[1]
+    redis.call('SET', KEYS[1], epoch)
+    redis.call('DEL', KEYS[2], KEYS[3])
+    offset, event, added = append()
+    if type(added) == 'table' and added.err then
+        return redis.error_reply(added.err)
+    end
+end
 for i = 1, 3 do
     redis.call('EXPIRE', KEYS[i], ARGV[6])
 end
@@ -57,11 +73,13 @@ return {epoch, offset}
 
 
 # Replaces the epoch unless another process already did, so every offset a client
-# has from the old epoch leads to a reset.
+# has from the old epoch leads to a reset. The old epoch's history is deleted too,
+# because it may contain offsets past the current one.
 _BUMP_EPOCH_SCRIPT = """
 local epoch = redis.call('GET', KEYS[1])
 if epoch == ARGV[1] or not epoch then
     redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+    redis.call('DEL', KEYS[3])
     epoch = ARGV[2]
 end
 local offset = redis.call('GET', KEYS[2]) or '0'
@@ -165,7 +183,7 @@ class TopicLog:
         restarts from an older snapshot: an offset would then name two events.
         """
         epoch, offset = await self._bump_epoch(
-            keys=_keys(topic)[:2],
+            keys=_keys(topic),
             args=[stale_epoch, new_epoch(), self._limits.for_topic(topic)[1]],
         )
         return Position(_text(epoch), int(offset))

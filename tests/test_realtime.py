@@ -363,8 +363,47 @@ async def test_offsets_going_back_start_new_epoch(api, database_url, base_url, c
     await ctx.broker.relay._pubsub.connection.disconnect()
     reset = await socket.receive(wait=10)
 
+    # The history still contains offsets 3 to 5, and the next events must not fail
+    # on them.
+    await socket.subscribe(
+        "live:summer-24", epoch=reset["epoch"], offset=reset["offset"]
+    )
+    patched = await api.patch(f"{PRODUCTS}/{product['id']}", {"stock": 7})
+    event = await socket.receive(wait=10)
+
     assert reset["op"] == "reset"
     assert reset["epoch"] != subscribed["epoch"]
     state = await api.get("/api/v1/lives/summer-24")
     assert state.json["topic"]["epoch"] == reset["epoch"]
+    assert patched.status == 200
+    assert event["type"] == "stock.changed"
+    assert event["data"]["stock"] == 7
+    socket.close()
+
+
+@pytest.mark.gen_test
+async def test_lost_offset_key_starts_new_epoch(api, database_url, base_url):
+    product = await _live(api, database_url)
+    for stock in range(3):
+        await api.patch(f"{PRODUCTS}/{product['id']}", {"stock": stock})
+    socket = await Socket.open(base_url)
+    subscribed = await socket.subscribe("live:summer-24")
+
+    # As when Redis evicts the offset key and keeps the topic's history.
+    client = aioredis.from_url(REDIS_URL)
+    await client.delete("vitrine:topic:live:summer-24:offset")
+    await client.aclose()
+    patched = await api.patch(f"{PRODUCTS}/{product['id']}", {"stock": 9})
+    reset = await socket.receive(wait=10)
+    resubscribed = await socket.subscribe(
+        "live:summer-24", epoch=reset["epoch"], offset=reset["offset"]
+    )
+    state = await api.get("/api/v1/lives/summer-24")
+
+    assert patched.status == 200
+    assert reset["op"] == "reset"
+    assert reset["epoch"] != subscribed["epoch"]
+    assert resubscribed["op"] == "subscribed"
+    assert state.json["topic"]["epoch"] == reset["epoch"]
+    assert state.json["topic"]["offset"] == 1
     socket.close()
