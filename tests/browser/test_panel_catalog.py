@@ -187,9 +187,10 @@ async def stored_order(database_url: str) -> list[tuple[str, int]]:
 @pytest.mark.gen_test(timeout=120)
 async def test_reorder_products(api, database_url, base_url):
     await start_live(api, database_url)
-    await create_product(api, sku="TSH-1", name="Basic T-shirt")
-    await create_product(api, sku="CAP-1", name="Trucker cap")
+    shirt = await create_product(api, sku="TSH-1", name="Basic T-shirt")
+    cap = await create_product(api, sku="CAP-1", name="Trucker cap")
     await create_product(api, sku="SCK-1", name="Wool socks")
+    products_url = f"/api/v1/manager/lives/{SLUG}/products"
     errors: list[str] = []
 
     async with chromium() as browser:
@@ -207,12 +208,13 @@ async def test_reorder_products(api, database_url, base_url):
         # The first move's request is held back, so the second move is made while the
         # first is still being saved. Sent side by side, the two would reach the server
         # swapped and leave the first move's position.
-        held_urls: list[str] = []
+        patched_urls: list[str] = []
 
         async def hold_first_move(route: Route) -> None:
-            if route.request.method == "PATCH" and not held_urls:
-                held_urls.append(route.request.url)
-                await asyncio.sleep(0.5)
+            if route.request.method == "PATCH":
+                patched_urls.append(route.request.url)
+                if len(patched_urls) == 1:
+                    await asyncio.sleep(0.5)
             await route.continue_()
 
         product_url = re.compile(r".*/products/\d+$")
@@ -231,9 +233,26 @@ async def test_reorder_products(api, database_url, base_url):
         await expect(card_names(storefront)).to_have_text(
             ["Wool socks", "Basic T-shirt", "Trucker cap"]
         )
-        await wait_for_order(database_url, [("SCK-1", 1), ("TSH-1", 2), ("CAP-1", 3)])
-        assert len(held_urls) == 1
+        # The rows keep the positions 0 to 2 they were created with, so each move
+        # rewrites only the two rows it swaps.
+        await wait_for_order(database_url, [("SCK-1", 0), ("TSH-1", 1), ("CAP-1", 2)])
+        assert len(patched_urls) <= 4
         await panel.unroute(product_url)
+
+        # Another manager's move takes the focused row to the top, and the focus stays.
+        cap_handle = panel.get_by_role(
+            "button", name="Move CAP-1: drag, or use the arrow keys"
+        )
+        await cap_handle.focus()
+        await api.patch(f"{products_url}/{cap['id']}", {"position": 0})
+        await expect(catalog_names(panel)).to_have_text(
+            ["Trucker cap", "Wool socks", "Basic T-shirt"]
+        )
+        await expect(cap_handle).to_be_focused()
+        await api.patch(f"{products_url}/{cap['id']}", {"position": 2})
+        await expect(catalog_names(panel)).to_have_text(
+            ["Wool socks", "Basic T-shirt", "Trucker cap"]
+        )
 
         # A pointer drag of the first row's handle below the last row moves it last.
         first_handle = panel.locator("table.catalog tbody tr").first.locator(
@@ -253,6 +272,11 @@ async def test_reorder_products(api, database_url, base_url):
             target["y"] + target["height"] * 0.8,
             steps=10,
         )
+        # A sale's stock event during the drag must not put the row back.
+        await api.patch(f"{products_url}/{shirt['id']}", {"stock": 99})
+        await expect(panel.get_by_role("textbox", name="Stock of TSH-1")).to_have_value(
+            "99"
+        )
         await panel.mouse.up()
         await expect(catalog_names(panel)).to_have_text(
             ["Basic T-shirt", "Trucker cap", "Wool socks"]
@@ -260,7 +284,7 @@ async def test_reorder_products(api, database_url, base_url):
         await expect(card_names(storefront)).to_have_text(
             ["Basic T-shirt", "Trucker cap", "Wool socks"]
         )
-        await wait_for_order(database_url, [("TSH-1", 1), ("CAP-1", 2), ("SCK-1", 3)])
+        await wait_for_order(database_url, [("TSH-1", 0), ("CAP-1", 1), ("SCK-1", 2)])
 
         # A reload of the buyer's page reads the same order from the server.
         await storefront.reload(wait_until="domcontentloaded")

@@ -141,13 +141,11 @@ export function toast(message, { kind = 'info', action = null, timeoutMs = 6000 
   }
   const item = h('div', { class: `toast toast--${kind}`, role: kind === 'error' ? 'alert' : 'status' });
   const dismiss = () => item.remove();
-  item.append(
-    h('span', { class: 'toast__text' }, message),
-    action
-      ? h('button', { type: 'button', class: 'button button--small', onclick: () => { dismiss(); action.run(); } }, action.label)
-      : null,
-    h('button', { type: 'button', class: 'toast__close', 'aria-label': 'Dismiss', onclick: dismiss }, '×'),
-  );
+  item.append(h('span', { class: 'toast__text' }, message));
+  if (action) {
+    item.append(h('button', { type: 'button', class: 'button button--small', onclick: () => { dismiss(); action.run(); } }, action.label));
+  }
+  item.append(h('button', { type: 'button', class: 'toast__close', 'aria-label': 'Dismiss', onclick: dismiss }, '×'));
   region.append(item);
   setTimeout(dismiss, timeoutMs);
   return item;

@@ -39,7 +39,7 @@ export function mountCatalog(container, { slug, store }) {
 
   const rows = new Map();
 
-  // Positions the manager set that the server has not confirmed yet: product id -> 1..n.
+  // Positions the manager set that the server has not confirmed yet, by product id.
   // The table sorts by them, so a response or event for an earlier move does not put a
   // row back while later moves are still being saved.
   const pendingPositions = new Map();
@@ -47,6 +47,9 @@ export function mountCatalog(container, { slug, store }) {
   // changed is not sent again, so two managers moving rows cannot loop forever.
   const sentPositions = new Map();
   let savingPositions = false;
+  // While a row is dragged the table keeps the order under the pointer, so an event
+  // that arrives meanwhile does not undo the drag.
+  let dragging = false;
 
   const sortedProducts = () => {
     const position = (product) => pendingPositions.get(product.id) ?? product.position;
@@ -64,6 +67,7 @@ export function mountCatalog(container, { slug, store }) {
     }
     const products = sortedProducts();
     emptyNote.textContent = products.length === 0 ? 'No products yet. Add one or import a CSV file.' : '';
+    const focused = tbody.contains(document.activeElement) ? document.activeElement : null;
     const seen = new Set();
     for (const [index, product] of products.entries()) {
       seen.add(product.id);
@@ -78,8 +82,9 @@ export function mountCatalog(container, { slug, store }) {
       } else {
         row.dataset.stale = 'yes';
       }
-      // Only rows out of place move: moving a row takes the focus off its handle.
-      if (tbody.children[index] !== row) {
+      if (dragging) {
+        if (!row.parentElement) tbody.append(row);
+      } else if (tbody.children[index] !== row) {
         tbody.insertBefore(row, tbody.children[index] ?? null);
       }
     }
@@ -88,6 +93,10 @@ export function mountCatalog(container, { slug, store }) {
         row.remove();
         rows.delete(id);
       }
+    }
+    // Moving a row takes the focus off the element in it, such as its drag handle.
+    if (focused?.isConnected && document.activeElement !== focused) {
+      focused.focus();
     }
   };
 
@@ -228,6 +237,7 @@ export function mountCatalog(container, { slug, store }) {
       event.preventDefault();
       const pointerId = event.pointerId;
       const before = [...tbody.children];
+      dragging = true;
       row.classList.add('dragging');
       // The listeners sit on the document, because moving the row detaches the handle
       // for a moment and the browser then releases its pointer capture.
@@ -245,8 +255,11 @@ export function mountCatalog(container, { slug, store }) {
         document.removeEventListener('pointerup', onUp);
         document.removeEventListener('pointercancel', onUp);
         row.classList.remove('dragging');
+        dragging = false;
         if ([...tbody.children].some((node, index) => node !== before[index])) {
           savePositions();
+        } else {
+          render();
         }
       };
       document.addEventListener('pointermove', onMove);
@@ -268,14 +281,23 @@ export function mountCatalog(container, { slug, store }) {
     });
   };
 
-  // Positions become 1..n in table order. Moves are saved one request at a time, so two
-  // quick moves cannot reach the server swapped. The requests carry no `version`, so a
-  // sale in the meantime does not fail the move.
+  // Moves are saved one request at a time, so two quick moves cannot reach the server
+  // swapped. The requests carry no `version`, so a sale in the meantime does not fail
+  // the move.
   const savePositions = async () => {
-    [...tbody.children].forEach((row, index) => {
-      const id = Number(row.dataset.id);
-      if (pendingPositions.get(id) !== index + 1) sentPositions.delete(id);
-      pendingPositions.set(id, index + 1);
+    const order = [...tbody.children]
+      .map((row) => Number(row.dataset.id))
+      .filter((id) => store.products.has(id));
+    // The rows take the positions they already have, in the new order, so a move
+    // rewrites only the rows it passes. Positions shared by two rows become 0..n-1.
+    const positions = order
+      .map((id) => pendingPositions.get(id) ?? store.products.get(id).position)
+      .sort((a, b) => a - b);
+    const distinct = positions.every((position, index) => index === 0 || position > positions[index - 1]);
+    order.forEach((id, index) => {
+      const position = distinct ? positions[index] : index;
+      if (pendingPositions.get(id) !== position) sentPositions.delete(id);
+      pendingPositions.set(id, position);
     });
     if (savingPositions) return;
     savingPositions = true;
@@ -288,7 +310,13 @@ export function mountCatalog(container, { slug, store }) {
         if (!change) break;
         const [id, position] = change;
         sentPositions.set(id, position);
-        store.upsertProduct(await managerApi.updateProduct(slug, id, { position }));
+        try {
+          store.upsertProduct(await managerApi.updateProduct(slug, id, { position }));
+        } catch (error) {
+          // A product deleted meanwhile is skipped, and the other rows' moves are saved.
+          if (error.status !== 404) throw error;
+          pendingPositions.delete(id);
+        }
       }
     } catch (error) {
       toast(`Could not save the new order: ${error.message}`, { kind: 'error' });
