@@ -1174,6 +1174,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ClientError, ApiError, OSError) as exc:
         log.error("benchmark failed: %s", exc)
         return 1
+    except KeyboardInterrupt:
+        # The load clients exit by themselves when their stdin closes with the bench.
+        log.error("benchmark interrupted; nothing was written")
+        return 130
     text = render_run(machine, command, tables, [])
     print(text)
     if not args.no_write:
