@@ -291,6 +291,29 @@ async def test_reorder_products(api, database_url, base_url):
         await expect(card_names(storefront)).to_have_text(
             ["Basic T-shirt", "Trucker cap", "Wool socks"]
         )
+
+        # A request lost on the way is sent again, and the move is saved whole.
+        aborted_urls: list[str] = []
+
+        async def abort_first_move(route: Route) -> None:
+            if route.request.method == "PATCH" and not aborted_urls:
+                aborted_urls.append(route.request.url)
+                await route.abort("connectionreset")
+                return
+            await route.continue_()
+
+        await panel.route(product_url, abort_first_move)
+        shirt_handle = panel.get_by_role(
+            "button", name="Move TSH-1: drag, or use the arrow keys"
+        )
+        await shirt_handle.focus()
+        await shirt_handle.press("ArrowDown")
+        await wait_for_order(database_url, [("CAP-1", 0), ("TSH-1", 1), ("SCK-1", 2)])
+        await expect(card_names(storefront)).to_have_text(
+            ["Trucker cap", "Basic T-shirt", "Wool socks"]
+        )
+        assert len(aborted_urls) == 1
+        await panel.unroute(product_url)
         await context.close()
 
     assert errors == []

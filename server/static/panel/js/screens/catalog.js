@@ -311,7 +311,7 @@ export function mountCatalog(container, { slug, store }) {
         const [id, position] = change;
         sentPositions.set(id, position);
         try {
-          store.upsertProduct(await managerApi.updateProduct(slug, id, { position }));
+          store.upsertProduct(await savePosition(id, position));
         } catch (error) {
           // A product deleted meanwhile is skipped, and the other rows' moves are saved.
           if (error.status !== 404) throw error;
@@ -327,6 +327,20 @@ export function mountCatalog(container, { slug, store }) {
       savingPositions = false;
       render();
     }
+  };
+
+  // A lost connection or a server error is retried a few times, so a short outage
+  // does not leave the order half saved.
+  const savePosition = async (id, position) => {
+    for (const delayMs of [500, 1000, 2000]) {
+      try {
+        return await managerApi.updateProduct(slug, id, { position });
+      } catch (error) {
+        if (error.status !== 0 && error.status < 500) throw error;
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+      }
+    }
+    return managerApi.updateProduct(slug, id, { position });
   };
 
   const exportCsv = async (button) => {
