@@ -25,31 +25,41 @@ TOPIC_PATTERN = re.compile(r"^(live|order|chat|managers|manager):[A-Za-z0-9_-]{1
 
 _PUBLISH_SCRIPT = """
 local epoch = redis.call('GET', KEYS[1])
-if not epoch then
+local function new_epoch()
     epoch = ARGV[1]
     redis.call('SET', KEYS[1], epoch)
     redis.call('DEL', KEYS[2], KEYS[3])
+end
+-- Every epoch has an offset key from its start, so an epoch without one lost it (all
+-- three keys have a TTL and may be evicted one by one). Counting again from 1 would
+-- repeat offsets the subscribers already have, so a new epoch starts.
+if not epoch or redis.call('EXISTS', KEYS[2]) == 0 then
+    new_epoch()
 end
 local now = redis.call('TIME')
 local published_ms = now[1] .. string.format('%03d', math.floor(now[2] / 1000))
 local function append()
-    local offset = redis.call('INCR', KEYS[2])
+    local offset = redis.pcall('INCR', KEYS[2])
+    if type(offset) == 'table' then
+        return nil, nil, offset.err
+    end
     local event = '{"topic":' .. ARGV[2] .. ',"offset":' .. offset .. ',"type":'
         .. ARGV[3] .. ',"published_ms":' .. published_ms .. ',"data":' .. ARGV[4] .. '}'
     local added = redis.pcall(
         'XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], offset .. '-1', 'e', event)
-    return offset, event, added
+    if type(added) == 'table' then
+        return nil, nil, added.err
+    end
+    return offset, event, nil
 end
-local offset, event, added = append()
-if type(added) == 'table' and added.err then
-    -- The history is already past this offset, because the offset key was evicted
-    -- or set back. An offset would then name two events, so a new epoch starts.
-    epoch = ARGV[1]
-    redis.call('SET', KEYS[1], epoch)
-    redis.call('DEL', KEYS[2], KEYS[3])
-    offset, event, added = append()
-    if type(added) == 'table' and added.err then
-        return redis.error_reply(added.err)
+local offset, event, failure = append()
+if failure then
+    -- The offset is not a number, or the history is already past it because the
+    -- offset was set back. Neither can be repaired under this epoch.
+    new_epoch()
+    offset, event, failure = append()
+    if failure then
+        return redis.error_reply(failure)
     end
 end
 for i = 1, 3 do
@@ -65,7 +75,8 @@ local epoch = redis.call('GET', KEYS[1])
 if not epoch then
     epoch = ARGV[1]
     redis.call('SET', KEYS[1], epoch, 'EX', ARGV[2])
-    redis.call('DEL', KEYS[2], KEYS[3])
+    redis.call('DEL', KEYS[3])
+    redis.call('SET', KEYS[2], 0, 'EX', ARGV[2])
 end
 local offset = redis.call('GET', KEYS[2]) or '0'
 return {epoch, offset}
@@ -80,6 +91,9 @@ local epoch = redis.call('GET', KEYS[1])
 if epoch == ARGV[1] or not epoch then
     redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
     redis.call('DEL', KEYS[3])
+    if redis.call('EXISTS', KEYS[2]) == 0 then
+        redis.call('SET', KEYS[2], 0, 'EX', ARGV[3])
+    end
     epoch = ARGV[2]
 end
 local offset = redis.call('GET', KEYS[2]) or '0'

@@ -349,6 +349,23 @@ async def test_unknown_live_topic_is_refused(api, database_url, base_url, ctx):
 
 
 @pytest.mark.gen_test
+async def test_offset_not_a_number_starts_new_epoch(api, database_url):
+    product = await _live(api, database_url)
+    await api.patch(f"{PRODUCTS}/{product['id']}", {"stock": 1})
+    before = (await api.get("/api/v1/lives/summer-24")).json["topic"]
+
+    client = aioredis.from_url(REDIS_URL)
+    await client.set("vitrine:topic:live:summer-24:offset", "abc")
+    await client.aclose()
+    patched = await api.patch(f"{PRODUCTS}/{product['id']}", {"stock": 2})
+    after = (await api.get("/api/v1/lives/summer-24")).json["topic"]
+
+    assert patched.status == 200
+    assert after["epoch"] != before["epoch"]
+    assert after["offset"] == 1
+
+
+@pytest.mark.gen_test
 async def test_offsets_going_back_start_new_epoch(api, database_url, base_url, ctx):
     product = await _live(api, database_url)
     socket = await Socket.open(base_url)
@@ -382,16 +399,21 @@ async def test_offsets_going_back_start_new_epoch(api, database_url, base_url, c
 
 
 @pytest.mark.gen_test
-async def test_lost_offset_key_starts_new_epoch(api, database_url, base_url):
+@pytest.mark.parametrize(
+    "lost_keys",
+    [["offset"], ["offset", "history"]],
+    ids=["offset", "offset-and-history"],
+)
+async def test_lost_offset_key_starts_new_epoch(api, database_url, base_url, lost_keys):
     product = await _live(api, database_url)
     for stock in range(3):
         await api.patch(f"{PRODUCTS}/{product['id']}", {"stock": stock})
     socket = await Socket.open(base_url)
     subscribed = await socket.subscribe("live:summer-24")
 
-    # As when Redis evicts the offset key and keeps the topic's history.
+    # As when Redis evicts keys with a TTL one by one and keeps the epoch.
     client = aioredis.from_url(REDIS_URL)
-    await client.delete("vitrine:topic:live:summer-24:offset")
+    await client.delete(*(f"vitrine:topic:live:summer-24:{key}" for key in lost_keys))
     await client.aclose()
     patched = await api.patch(f"{PRODUCTS}/{product['id']}", {"stock": 9})
     reset = await socket.receive(wait=10)
