@@ -257,6 +257,7 @@ export function mountCatalog(container, { slug, store }) {
         row.classList.remove('dragging');
         dragging = false;
         if ([...tbody.children].some((node, index) => node !== before[index])) {
+          placeAfterNeighbour(row);
           savePositions();
         } else {
           render();
@@ -279,6 +280,22 @@ export function mountCatalog(container, { slug, store }) {
       handle.focus();
       savePositions();
     });
+  };
+
+  // The table kept its order during the drag, so changes made elsewhere meanwhile are
+  // not in it. The rows go back to the current order, with the dropped row after the
+  // row it was dropped below.
+  const placeAfterNeighbour = (row) => {
+    const droppedId = Number(row.dataset.id);
+    const neighbourId = Number(row.previousElementSibling?.dataset.id);
+    const ids = sortedProducts()
+      .map((product) => product.id)
+      .filter((id) => id !== droppedId);
+    ids.splice(ids.indexOf(neighbourId) + 1, 0, droppedId);
+    for (const id of ids) {
+      const other = rows.get(id);
+      if (other) tbody.append(other);
+    }
   };
 
   // Moves are saved one request at a time, so two quick moves cannot reach the server
