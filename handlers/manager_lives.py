@@ -291,7 +291,10 @@ def parse_product_fields(body: dict[str, Any], *, partial: bool) -> dict[str, An
         fields["description"] = get_str(
             body, "description", max_length=5000, min_length=0
         )
-    if "image_url" in body:
+    if body.get("image_url", "") is None:
+        # A product without an image stores "", and null means the same.
+        fields["image_url"] = ""
+    elif "image_url" in body:
         fields["image_url"] = check_url(
             get_str(body, "image_url", max_length=2000, min_length=0),
             "image_url",

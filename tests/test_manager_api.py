@@ -271,6 +271,8 @@ async def test_product_patch_and_delete(api, database_url):
     patched = await api.patch(
         f"{PRODUCTS}/{product['id']}", {"stock": 25, "position": 7}
     )
+    await api.patch(f"{PRODUCTS}/{product['id']}", {"image_url": "/media/a.jpg"})
+    image_cleared = await api.patch(f"{PRODUCTS}/{product['id']}", {"image_url": None})
     missing = await api.patch(f"{PRODUCTS}/999999", {"stock": 1})
     deleted = await api.delete(f"{PRODUCTS}/{product['id']}")
     deleted_again = await api.delete(f"{PRODUCTS}/{product['id']}")
@@ -278,6 +280,8 @@ async def test_product_patch_and_delete(api, database_url):
     assert patched.status == 200
     assert patched.json["stock"] == 25
     assert patched.json["position"] == 7
+    assert image_cleared.status == 200
+    assert image_cleared.json["image_url"] == ""
     assert missing.status == 404
     assert deleted.status == 204
     assert deleted_again.status == 404

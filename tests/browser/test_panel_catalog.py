@@ -312,6 +312,17 @@ async def test_reorder_products(api, database_url, base_url):
         )
         assert len(aborted_urls) == 1
         await panel.unroute(product_url)
+
+        # The editor saves a product that has no image.
+        cap_row = panel.locator("table.catalog tbody tr", has_text="CAP-1")
+        await cap_row.get_by_role("button", name="Edit").click()
+        drawer = panel.locator(".drawer")
+        await drawer.locator("[name=name]").fill("Trucker cap, blue")
+        await drawer.get_by_role("button", name="Save product").click()
+        await expect(drawer).to_have_count(0)
+        await expect(card_names(storefront)).to_have_text(
+            ["Wool socks", "Trucker cap, blue", "Basic T-shirt"]
+        )
         await context.close()
 
     assert errors == []

@@ -173,7 +173,7 @@ function readFields(form, tiersBody, currency) {
     sku: text('sku'),
     name: text('name'),
     description: text('description'),
-    image_url: text('image_url') || null,
+    image_url: text('image_url'),
     visible: data.get('visible') === 'on',
   };
   if (!fields.sku) return invalid('sku', 'Enter a SKU.');
