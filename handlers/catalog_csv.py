@@ -80,22 +80,33 @@ class CatalogCsvHandler(ManagerHandler):
                 for row in await products.list_all(connection, live["id"])
             }
             events: list[tuple[str, dict[str, Any]]] = []
+            errors: list[dict[str, Any]] = []
             created = updated = 0
-            for fields in parsed:
+            for line, fields in parsed:
                 current = existing.get(fields["sku"])
-                if current is None:
-                    row = await products.create(connection, live["id"], fields)
-                    created += 1
-                    if row["visible"]:
-                        events.append(
-                            ("product.created", products.product_to_wire(row))
+                try:
+                    if current is None:
+                        row = await products.create(connection, live["id"], fields)
+                        created += 1
+                        if row["visible"]:
+                            events.append(
+                                ("product.created", products.product_to_wire(row))
+                            )
+                    else:
+                        before, after = await products.update(
+                            connection, live["id"], current["id"], fields
                         )
-                else:
-                    before, after = await products.update(
-                        connection, live["id"], current["id"], fields
+                        updated += 1
+                        events.extend(product_change_events(before, after))
+                except InvalidInput as exc:
+                    # Rules that need the stored product, such as tiers that must
+                    # not cost more than a new price. Raised before any write, so
+                    # the transaction can go on to report every such row.
+                    errors.append(
+                        {"line": line, "field": exc.field, "message": exc.message}
                     )
-                    updated += 1
-                    events.extend(product_change_events(before, after))
+            if errors:
+                raise csv_rows_invalid(errors)
 
         log.info(
             "catalog of %s imported by manager %s: %d created, %d updated",
@@ -109,8 +120,20 @@ class CatalogCsvHandler(ManagerHandler):
         self.write_json({"created": created, "updated": updated})
 
 
-def parse_catalog(raw: bytes) -> list[dict[str, Any]]:
-    """Parse and validate every row; raise one error listing every bad cell."""
+def csv_rows_invalid(errors: list[dict[str, Any]]) -> ApiError:
+    return ApiError(
+        400,
+        "csv_invalid",
+        f"{len(errors)} rows are invalid; nothing was imported",
+        details={"errors": errors},
+    )
+
+
+def parse_catalog(raw: bytes) -> list[tuple[int, dict[str, Any]]]:
+    """Parse and validate every row; raise one error listing every bad cell.
+
+    Returns each row's fields with its line number.
+    """
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -145,7 +168,7 @@ def parse_catalog(raw: bytes) -> list[dict[str, Any]]:
         )
 
     errors: list[dict[str, Any]] = []
-    parsed: list[dict[str, Any]] = []
+    parsed: list[tuple[int, dict[str, Any]]] = []
     seen: dict[str, int] = {}
     records = iter(reader)
     while True:
@@ -186,15 +209,10 @@ def parse_catalog(raw: bytes) -> list[dict[str, Any]]:
             )
             continue
         seen[fields["sku"]] = line
-        parsed.append(fields)
+        parsed.append((line, fields))
 
     if errors:
-        raise ApiError(
-            400,
-            "csv_invalid",
-            f"{len(errors)} rows are invalid; nothing was imported",
-            details={"errors": errors},
-        )
+        raise csv_rows_invalid(errors)
     if not parsed:
         raise ApiError(400, "csv_invalid", "the file has no product rows")
     return parsed
