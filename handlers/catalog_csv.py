@@ -7,12 +7,15 @@ import io
 import logging
 from typing import Any
 
+from asyncpg import Record
+
 from handlers.auth import ManagerHandler
 from handlers.errors import ApiError
 from handlers.manager_lives import parse_product_fields, product_change_events
 from handlers.order_desk import safe_cell as _safe_cell
 from store import lives, products
-from store.errors import InvalidInput
+from store.errors import Conflict, InvalidInput
+from store.pool import Connection
 
 log = logging.getLogger(__name__)
 
@@ -85,26 +88,20 @@ class CatalogCsvHandler(ManagerHandler):
             for line, fields in parsed:
                 current = existing.get(fields["sku"])
                 try:
-                    if current is None:
-                        row = await products.create(connection, live["id"], fields)
-                        created += 1
-                        if row["visible"]:
-                            events.append(
-                                ("product.created", products.product_to_wire(row))
-                            )
-                    else:
-                        before, after = await products.update(
-                            connection, live["id"], current["id"], fields
-                        )
-                        updated += 1
-                        events.extend(product_change_events(before, after))
-                except InvalidInput as exc:
-                    # Rules that need the stored product, such as tiers that must
-                    # not cost more than a new price. Raised before any write, so
-                    # the transaction can go on to report every such row.
+                    async with connection.transaction():
+                        await apply_row(connection, live["id"], current, fields, events)
+                except (InvalidInput, Conflict) as exc:
+                    # Rules that need the stored product, such as tiers that must not
+                    # cost more than a new price. Each row has its own savepoint, so
+                    # the import goes on to report every such row.
                     errors.append(
                         {"line": line, "field": exc.field, "message": exc.message}
                     )
+                    continue
+                if current is None:
+                    created += 1
+                else:
+                    updated += 1
             if errors:
                 raise csv_rows_invalid(errors)
 
@@ -118,6 +115,24 @@ class CatalogCsvHandler(ManagerHandler):
         for event_type, data in events:
             await self.ctx.broker.publish(f"live:{slug}", event_type, data)
         self.write_json({"created": created, "updated": updated})
+
+
+async def apply_row(
+    connection: Connection,
+    live_id: int,
+    current: Record | None,
+    fields: dict[str, Any],
+    events: list[tuple[str, dict[str, Any]]],
+) -> None:
+    """Create or update one row's product and add the events it causes."""
+    if current is None:
+        row = await products.create(connection, live_id, fields)
+        if row["visible"]:
+            events.append(("product.created", products.product_to_wire(row)))
+        return
+
+    before, after = await products.update(connection, live_id, current["id"], fields)
+    events.extend(product_change_events(before, after))
 
 
 def csv_rows_invalid(errors: list[dict[str, Any]]) -> ApiError:

@@ -105,12 +105,19 @@ async def test_bad_rows_reported_nothing_applied(api, database_url):
 
 
 @pytest.mark.gen_test
-async def test_price_below_stored_tiers_reported(api, database_url):
+async def test_stored_rule_errors_reported(api, database_url):
     await _setup(api, database_url)
     tiers = [{"min_quantity": 10, "price_cents": 900}]
     await create_product(api, sku="U-1", price_cents=1000, tiers=tiers)
     await create_product(api, sku="B-1", price_cents=1000, tiers=tiers)
-    body = "sku,name,price_cents\nU-1,Renamed,777\nNEW-1,New,500\nB-1,Also,850\n"
+    await create_product(api, sku="M-1", price_cents=1000, max_quantity=5)
+    body = (
+        "sku,name,price_cents,min_quantity\n"
+        "U-1,Renamed,777,\n"
+        "NEW-1,New,500,\n"
+        "B-1,Also,850,\n"
+        "M-1,Above the stored maximum,1000,8\n"
+    )
 
     response = await api.post(CSV_PATH, raw_body=body.encode(), headers=HEADERS)
     live = await api.get("/api/v1/manager/lives/summer-24")
@@ -120,12 +127,16 @@ async def test_price_below_stored_tiers_reported(api, database_url):
     assert [(e["line"], e["field"]) for e in response.error["errors"]] == [
         (2, "price_cents"),
         (4, "price_cents"),
+        (5, None),
     ]
+    assert "max_quantity" in response.error["errors"][2]["message"]
     assert sorted(product["sku"] for product in live.json["products"]) == [
         "B-1",
+        "M-1",
         "U-1",
     ]
     assert {product["price_cents"] for product in live.json["products"]} == {1000}
+    assert {product["min_quantity"] for product in live.json["products"]} == {1}
 
 
 @pytest.mark.gen_test
