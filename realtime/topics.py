@@ -70,15 +70,18 @@ redis.call('PUBLISH', ARGV[7], header .. '\\n' .. event)
 return {epoch, offset}
 """
 
+# A topic that is new, or whose offset key was lost or is not a count, gets a new
+# epoch here, as the next publish would give it.
 _POSITION_SCRIPT = """
 local epoch = redis.call('GET', KEYS[1])
-if not epoch then
+local offset = redis.call('GET', KEYS[2])
+if not epoch or not offset or not string.match(offset, '^%d+$') then
     epoch = ARGV[1]
+    offset = '0'
     redis.call('SET', KEYS[1], epoch, 'EX', ARGV[2])
     redis.call('DEL', KEYS[3])
-    redis.call('SET', KEYS[2], 0, 'EX', ARGV[2])
+    redis.call('SET', KEYS[2], offset, 'EX', ARGV[2])
 end
-local offset = redis.call('GET', KEYS[2]) or '0'
 return {epoch, offset}
 """
 
@@ -91,7 +94,8 @@ local epoch = redis.call('GET', KEYS[1])
 if epoch == ARGV[1] or not epoch then
     redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
     redis.call('DEL', KEYS[3])
-    if redis.call('EXISTS', KEYS[2]) == 0 then
+    local offset = redis.call('GET', KEYS[2])
+    if not offset or not string.match(offset, '^%d+$') then
         redis.call('SET', KEYS[2], 0, 'EX', ARGV[3])
     end
     epoch = ARGV[2]

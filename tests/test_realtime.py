@@ -356,12 +356,17 @@ async def test_offset_not_a_number_starts_new_epoch(api, database_url):
 
     client = aioredis.from_url(REDIS_URL)
     await client.set("vitrine:topic:live:summer-24:offset", "abc")
-    await client.aclose()
+    read = await api.get("/api/v1/lives/summer-24")
+    await client.set("vitrine:topic:live:summer-24:offset", "2.5")
     patched = await api.patch(f"{PRODUCTS}/{product['id']}", {"stock": 2})
+    await client.aclose()
     after = (await api.get("/api/v1/lives/summer-24")).json["topic"]
 
+    assert read.status == 200
+    assert read.json["topic"]["epoch"] != before["epoch"]
+    assert read.json["topic"]["offset"] == 0
     assert patched.status == 200
-    assert after["epoch"] != before["epoch"]
+    assert after["epoch"] not in (before["epoch"], read.json["topic"]["epoch"])
     assert after["offset"] == 1
 
 
