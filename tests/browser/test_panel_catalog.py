@@ -323,6 +323,34 @@ async def test_reorder_products(api, database_url, base_url):
         await expect(card_names(storefront)).to_have_text(
             ["Wool socks", "Trucker cap, blue", "Basic T-shirt"]
         )
+
+        # A drop below a row that another manager moved to the top during the drag
+        # stays at the bottom, where the manager saw it land.
+        first_handle = panel.locator("table.catalog tbody tr").first.locator(
+            ".drag-handle"
+        )
+        start = await first_handle.bounding_box()
+        target = await panel.locator("table.catalog tbody tr").last.bounding_box()
+        assert start is not None
+        assert target is not None
+        await panel.mouse.move(
+            start["x"] + start["width"] / 2, start["y"] + start["height"] / 2
+        )
+        await panel.mouse.down()
+        await panel.mouse.move(
+            start["x"] + start["width"] / 2,
+            target["y"] + target["height"] * 0.8,
+            steps=10,
+        )
+        await api.patch(f"{products_url}/{shirt['id']}", {"position": 0})
+        await expect(card_names(storefront)).to_have_text(
+            ["Basic T-shirt", "Wool socks", "Trucker cap, blue"]
+        )
+        await panel.mouse.up()
+        await wait_for_order(database_url, [("TSH-1", 0), ("CAP-1", 1), ("SCK-1", 2)])
+        await expect(catalog_names(panel)).to_have_text(
+            ["Basic T-shirt", "Trucker cap, blue", "Wool socks"]
+        )
         await context.close()
 
     assert errors == []

@@ -237,6 +237,7 @@ export function mountCatalog(container, { slug, store }) {
       event.preventDefault();
       const pointerId = event.pointerId;
       const before = [...tbody.children];
+      const startPositions = new Map([...store.products.values()].map((product) => [product.id, product.position]));
       dragging = true;
       row.classList.add('dragging');
       // The listeners sit on the document, because moving the row detaches the handle
@@ -257,7 +258,7 @@ export function mountCatalog(container, { slug, store }) {
         row.classList.remove('dragging');
         dragging = false;
         if ([...tbody.children].some((node, index) => node !== before[index])) {
-          placeAfterNeighbour(row);
+          placeAmongUnchanged(row, startPositions);
           savePositions();
         } else {
           render();
@@ -283,15 +284,29 @@ export function mountCatalog(container, { slug, store }) {
   };
 
   // The table kept its order during the drag, so changes made elsewhere meanwhile are
-  // not in it. The rows go back to the current order, with the dropped row after the
-  // row it was dropped below.
-  const placeAfterNeighbour = (row) => {
+  // not in it. The rows go back to the current order, and the dropped row goes after
+  // the nearest row above it that nobody moved meanwhile (or before the nearest such
+  // row below it), which is where the manager saw it land.
+  const placeAmongUnchanged = (row, startPositions) => {
+    const unchanged = (node) => {
+      const id = Number(node.dataset.id);
+      return store.products.has(id) && store.products.get(id).position === startPositions.get(id);
+    };
     const droppedId = Number(row.dataset.id);
-    const neighbourId = Number(row.previousElementSibling?.dataset.id);
     const ids = sortedProducts()
       .map((product) => product.id)
       .filter((id) => id !== droppedId);
-    ids.splice(ids.indexOf(neighbourId) + 1, 0, droppedId);
+    let index = ids.length;
+    let above = row.previousElementSibling;
+    while (above && !unchanged(above)) above = above.previousElementSibling;
+    let below = row.nextElementSibling;
+    while (below && !unchanged(below)) below = below.nextElementSibling;
+    if (above) {
+      index = ids.indexOf(Number(above.dataset.id)) + 1;
+    } else if (below) {
+      index = ids.indexOf(Number(below.dataset.id));
+    }
+    ids.splice(index, 0, droppedId);
     for (const id of ids) {
       const other = rows.get(id);
       if (other) tbody.append(other);
