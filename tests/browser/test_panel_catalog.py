@@ -255,23 +255,7 @@ async def test_reorder_products(api, database_url, base_url):
         )
 
         # A pointer drag of the first row's handle below the last row moves it last.
-        first_handle = panel.locator("table.catalog tbody tr").first.locator(
-            ".drag-handle"
-        )
-        last_row = panel.locator("table.catalog tbody tr").last
-        start = await first_handle.bounding_box()
-        target = await last_row.bounding_box()
-        assert start is not None
-        assert target is not None
-        await panel.mouse.move(
-            start["x"] + start["width"] / 2, start["y"] + start["height"] / 2
-        )
-        await panel.mouse.down()
-        await panel.mouse.move(
-            start["x"] + start["width"] / 2,
-            target["y"] + target["height"] * 0.8,
-            steps=10,
-        )
+        await drag_first_row_below_last(panel)
         # A sale's stock event during the drag must not put the row back, and another
         # manager's move of the T-shirt to the end during the drag is kept.
         await api.patch(f"{products_url}/{shirt['id']}", {"stock": 99, "position": 3})
@@ -326,22 +310,7 @@ async def test_reorder_products(api, database_url, base_url):
 
         # A drop below a row that another manager moved to the top during the drag
         # stays at the bottom, where the manager saw it land.
-        first_handle = panel.locator("table.catalog tbody tr").first.locator(
-            ".drag-handle"
-        )
-        start = await first_handle.bounding_box()
-        target = await panel.locator("table.catalog tbody tr").last.bounding_box()
-        assert start is not None
-        assert target is not None
-        await panel.mouse.move(
-            start["x"] + start["width"] / 2, start["y"] + start["height"] / 2
-        )
-        await panel.mouse.down()
-        await panel.mouse.move(
-            start["x"] + start["width"] / 2,
-            target["y"] + target["height"] * 0.8,
-            steps=10,
-        )
+        await drag_first_row_below_last(panel)
         await api.patch(f"{products_url}/{shirt['id']}", {"position": 0})
         await expect(card_names(storefront)).to_have_text(
             ["Basic T-shirt", "Wool socks", "Trucker cap, blue"]
@@ -354,6 +323,25 @@ async def test_reorder_products(api, database_url, base_url):
         await context.close()
 
     assert errors == []
+
+
+async def drag_first_row_below_last(panel: Page) -> None:
+    """Press the first row's drag handle and move the pointer below the last row's
+    middle. The button stays down, so the caller decides when to drop."""
+    rows = panel.locator("table.catalog tbody tr")
+    start = await rows.first.locator(".drag-handle").bounding_box()
+    target = await rows.last.bounding_box()
+    assert start is not None
+    assert target is not None
+    await panel.mouse.move(
+        start["x"] + start["width"] / 2, start["y"] + start["height"] / 2
+    )
+    await panel.mouse.down()
+    await panel.mouse.move(
+        start["x"] + start["width"] / 2,
+        target["y"] + target["height"] * 0.8,
+        steps=10,
+    )
 
 
 async def wait_for_order(database_url: str, expected: list[tuple[str, int]]) -> None:
