@@ -74,7 +74,7 @@ class CatalogCsvHandler(ManagerHandler):
         self.finish(buffer.getvalue().encode())
 
     async def post(self, slug: str) -> None:
-        parsed = parse_catalog(self.request.body)
+        parsed, errors = parse_catalog(self.request.body)
 
         async with self.connection() as connection, connection.transaction():
             live = await lives.get_by_slug(connection, slug)
@@ -83,7 +83,6 @@ class CatalogCsvHandler(ManagerHandler):
                 for row in await products.list_all(connection, live["id"])
             }
             events: list[tuple[str, dict[str, Any]]] = []
-            errors: list[dict[str, Any]] = []
             created = updated = 0
             for line, fields in parsed:
                 current = existing.get(fields["sku"])
@@ -102,7 +101,11 @@ class CatalogCsvHandler(ManagerHandler):
                     created += 1
                 else:
                     updated += 1
+            # The valid rows are applied even when others are invalid, so the
+            # errors list the rows that break a stored product's rules too. The
+            # transaction then rolls every row back.
             if errors:
+                errors.sort(key=lambda error: error["line"])
                 raise csv_rows_invalid(errors)
 
         log.info(
@@ -144,10 +147,13 @@ def csv_rows_invalid(errors: list[dict[str, Any]]) -> ApiError:
     )
 
 
-def parse_catalog(raw: bytes) -> list[tuple[int, dict[str, Any]]]:
-    """Parse and validate every row; raise one error listing every bad cell.
+def parse_catalog(
+    raw: bytes,
+) -> tuple[list[tuple[int, dict[str, Any]]], list[dict[str, Any]]]:
+    """Parse and validate every row.
 
-    Returns each row's fields with its line number.
+    Returns the valid rows' fields with their line numbers, and an error per invalid
+    row. A file that cannot be read as a catalog at all raises ApiError.
     """
     try:
         text = raw.decode("utf-8-sig")
@@ -226,11 +232,9 @@ def parse_catalog(raw: bytes) -> list[tuple[int, dict[str, Any]]]:
         seen[fields["sku"]] = line
         parsed.append((line, fields))
 
-    if errors:
-        raise csv_rows_invalid(errors)
-    if not parsed:
+    if not parsed and not errors:
         raise ApiError(400, "csv_invalid", "the file has no product rows")
-    return parsed
+    return parsed, errors
 
 
 def _row_to_body(record: dict[str, Any]) -> dict[str, Any]:

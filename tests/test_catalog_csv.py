@@ -117,6 +117,7 @@ async def test_stored_rule_errors_reported(api, database_url):
         "NEW-1,New,500,\n"
         "B-1,Also,850,\n"
         "M-1,Above the stored maximum,1000,8\n"
+        "BAD-1,,1000,\n"
     )
 
     response = await api.post(CSV_PATH, raw_body=body.encode(), headers=HEADERS)
@@ -128,6 +129,7 @@ async def test_stored_rule_errors_reported(api, database_url):
         (2, "price_cents"),
         (4, "price_cents"),
         (5, None),
+        (6, "name"),
     ]
     assert "max_quantity" in response.error["errors"][2]["message"]
     assert sorted(product["sku"] for product in live.json["products"]) == [
