@@ -23,7 +23,7 @@ from handlers.validation import (
 )
 from store import lives, products
 from store.errors import InvalidInput
-from store.pricing import MAX_QUANTITY, check_tier_prices, normalize_tiers
+from store.pricing import MAX_QUANTITY, normalize_tiers
 from store.products import StockLevel
 
 log = logging.getLogger(__name__)
@@ -329,9 +329,6 @@ def parse_product_fields(body: dict[str, Any], *, partial: bool) -> dict[str, An
 
     if "flash_price_cents" in body or "flash_ends_at" in body:
         fields.update(_parse_flash_offer(body))
-
-    if "price_cents" in fields and "tiers" in fields:
-        check_tier_prices(fields["price_cents"], fields["tiers"])
 
     minimum = fields.get("min_quantity")
     maximum = fields.get("max_quantity")

@@ -198,16 +198,13 @@ class ClientPool:
         return [client.pid for client in self.clients]
 
     def set_priority(self, priority: str) -> None:
-        """Lower the scheduling priority of every load client.
+        """Lower the scheduling priority of every load client to ``priority``.
 
-        "idle" puts the clients in SCHED_IDLE, so a frame that wakes one does not
-        preempt a server in the middle of a fan-out. They still run at the next
-        scheduler tick, because with autogroups the bench's session, clients
-        included, shares the cores with the servers' session as one group.
-        "background" also sets the nice value of each client's own autogroup to 19,
-        so the clients run only on CPU time the servers leave (the pool must have
-        been planned with ``own_sessions``). Leaving SCHED_IDLE needs CAP_SYS_NICE or
-        a high enough RLIMIT_NICE, so the pool is closed afterwards.
+        "idle" (SCHED_IDLE) keeps a woken client from preempting a server, but with
+        autogroups the clients' session still gets its share at the next tick.
+        "background" also sets each client's own autogroup to nice 19, so the pool
+        must have been planned with ``own_sessions``. Leaving SCHED_IDLE needs
+        CAP_SYS_NICE or a high enough RLIMIT_NICE, so the pool is closed afterwards.
         """
         for pid in self.pids():
             os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))

@@ -116,6 +116,7 @@ async def create(
     connection: Connection, live_id: int, fields: dict[str, Any]
 ) -> asyncpg.Record:
     """Insert a product; ``fields`` is validated and contains sku, name and price."""
+    check_tier_prices(fields["price_cents"], fields.get("tiers", []))
     if "position" not in fields:
         # A new product goes to the end of the grid unless a position is given.
         fields = dict(fields)
@@ -200,9 +201,9 @@ async def update(
     if not fields:
         return before, before
 
-    # When only the tiers or only the price change, the stored value of the other
-    # one is what they must fit.
-    if ("tiers" in fields) != ("price_cents" in fields):
+    # A change of only the price is checked against the stored tiers, and a change
+    # of only the tiers against the stored price.
+    if "tiers" in fields or "price_cents" in fields:
         check_tier_prices(
             fields.get("price_cents", before["price_cents"]),
             fields.get("tiers", before["tiers"]),

@@ -46,9 +46,13 @@ export class LiveStore extends EventTarget {
     this.dispatchEvent(new CustomEvent('change', { detail: { kind, ...extra } }));
   }
 
-  /** Products ordered as buyers see them: by position, then id. */
-  sortedProducts() {
-    return [...this.products.values()].sort((a, b) => a.position - b.position || a.id - b.id);
+  /**
+   * Products ordered as buyers see them: by position, then id. `positions` (product id
+   * to position) replaces the stored position of the products it names.
+   */
+  sortedProducts(positions = new Map()) {
+    const position = (product) => positions.get(product.id) ?? product.position;
+    return [...this.products.values()].sort((a, b) => position(a) - position(b) || a.id - b.id);
   }
 
   /**

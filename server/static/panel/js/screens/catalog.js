@@ -51,11 +51,6 @@ export function mountCatalog(container, { slug, store }) {
   // that arrives meanwhile does not undo the drag.
   let dragging = false;
 
-  const sortedProducts = () => {
-    const position = (product) => pendingPositions.get(product.id) ?? product.position;
-    return [...store.products.values()].sort((a, b) => position(a) - position(b) || a.id - b.id);
-  };
-
   const render = () => {
     if (store.loadError && !store.live) {
       emptyNote.textContent = `Could not load the catalog: ${store.loadError.message}`;
@@ -65,7 +60,7 @@ export function mountCatalog(container, { slug, store }) {
       emptyNote.textContent = 'Loading…';
       return;
     }
-    const products = sortedProducts();
+    const products = store.sortedProducts(pendingPositions);
     emptyNote.textContent = products.length === 0 ? 'No products yet. Add one or import a CSV file.' : '';
     const focused = tbody.contains(document.activeElement) ? document.activeElement : null;
     const seen = new Set();
@@ -284,16 +279,16 @@ export function mountCatalog(container, { slug, store }) {
   };
 
   // The table kept its order during the drag, so changes made elsewhere meanwhile are
-  // not in it. The rows go back to the current order, and the dropped row goes after
-  // the nearest row above it that nobody moved meanwhile (or before the nearest such
-  // row below it), which is where the manager saw it land.
+  // not in it. The rows go back to the current order. The dropped row goes after the
+  // nearest row above it whose position did not change during the drag, or before the
+  // nearest such row below it, which is where the manager saw it land.
   const placeAmongUnchanged = (row, startPositions) => {
     const unchanged = (node) => {
       const id = Number(node.dataset.id);
       return store.products.has(id) && store.products.get(id).position === startPositions.get(id);
     };
     const droppedId = Number(row.dataset.id);
-    const ids = sortedProducts()
+    const ids = store.sortedProducts(pendingPositions)
       .map((product) => product.id)
       .filter((id) => id !== droppedId);
     let index = ids.length;
