@@ -18,6 +18,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from handlers.context import AppContext
 from handlers.errors import ApiError
 from handlers.redaction import redact
+from realtime.handshake import client_address
 from store.errors import (
     AccessDenied,
     Conflict,
@@ -58,6 +59,12 @@ class ApiHandler(tornado.web.RequestHandler):
 
     def initialize(self, ctx: AppContext) -> None:
         self.ctx = ctx
+        # The HTTP server leaves remote_ip at the peer's address (no xheaders), so
+        # only a trusted proxy can name another client address.
+        peer = self.request.remote_ip or "unknown"
+        self.request.remote_ip = client_address(
+            self.request.headers, peer, ctx.trusted_proxies
+        )
         self.request_id = self.request.headers.get("X-Request-Id") or uuid.uuid4().hex
 
     def set_default_headers(self) -> None:

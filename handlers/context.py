@@ -12,7 +12,7 @@ import asyncpg
 from handlers.live_directory import LiveDirectory
 from realtime.broker import Broker
 from realtime.limits import AddressLimiter
-from server.settings import Settings
+from server.settings import Network, Settings
 from store.images import LocalStorage, S3Storage, make_storage
 
 
@@ -34,7 +34,10 @@ class AppContext:
     connect_limiter: AddressLimiter | None = None
     lives: LiveDirectory = field(init=False)
     images: S3Storage | LocalStorage = field(init=False)
+    # Peers whose X-Real-Ip and X-Forwarded-For headers are believed.
+    trusted_proxies: tuple[Network, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         self.lives = LiveDirectory(self.pool)
         self.images = make_storage(self.settings)
+        self.trusted_proxies = self.settings.trusted_proxy_networks()

@@ -41,7 +41,7 @@ def accept_upgrade(
     except HandshakeError as exc:
         _reject(connection, exc, "GET", "/ws", started, None)
         return
-    remote_ip = client_address(request.headers, peer)
+    remote_ip = client_address(request.headers, peer, ctx.trusted_proxies)
     open_socket(ctx, connection, remote_ip, request, started, rest)
 
 
@@ -152,7 +152,11 @@ class UpgradeHandler(tornado.web.RequestHandler):
                 for name in self.request.headers
             },
         )
-        remote_ip = self.request.remote_ip or "unknown"
+        remote_ip = client_address(
+            request.headers,
+            self.request.remote_ip or "unknown",
+            self.ctx.trusted_proxies,
+        )
         stream = self.detach()
         # The duplicate keeps the connection open once the IOStream closes its own
         # descriptor, and no event loop watches it yet.

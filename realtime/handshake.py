@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import ipaddress
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 
@@ -198,14 +200,37 @@ def error_response(
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-def client_address(headers: dict[str, str], peer: str) -> str:
-    """Return the client's address as HAProxy passed it on, else the peer's.
+def client_address(
+    headers: Mapping[str, str],
+    peer: str,
+    trusted_proxies: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network],
+) -> str:
+    """Return the client's address as a trusted proxy passed it on, else the peer's.
 
     The same rule as Tornado's ``xheaders``: X-Real-Ip first, then the last entry of
     X-Forwarded-For. HAProxy deletes a client's own X-Real-Ip and appends the
-    address it saw to X-Forwarded-For.
+    address it saw to X-Forwarded-For. Both headers count only when ``peer`` is in
+    ``trusted_proxies``, because any other peer could set them to dodge the limits
+    per address.
     """
+    if not is_trusted_proxy(peer, trusted_proxies):
+        return peer
+
     forwarded = headers.get("x-forwarded-for")
     address = forwarded.split(",")[-1].strip() if forwarded else peer
     address = headers.get("x-real-ip", address)
     return address if is_valid_ip(address) else peer
+
+
+def is_trusted_proxy(
+    peer: str,
+    trusted_proxies: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network],
+) -> bool:
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    # A dual-stack socket reports an IPv4 peer as ::ffff:a.b.c.d.
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return any(address in network for network in trusted_proxies)

@@ -99,7 +99,9 @@ def make_server(
     settings = ctx.settings
     server = HTTPServer(
         app or make_app(ctx),
-        xheaders=True,
+        # The handlers read X-Real-Ip and X-Forwarded-For themselves, and only from
+        # VITRINE_TRUSTED_PROXIES. Tornado's xheaders would believe any peer.
+        xheaders=False,
         # Over-limit bodies get the JSON 413 from the handler, which reads the
         # Content-Length first; this cap only stops a body with no length.
         max_body_size=max(settings.max_body_bytes, settings.max_image_bytes) * 2,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class SettingsError(ValueError):
@@ -36,6 +39,10 @@ class Settings:
     env: str = "development"
     log_level: str = "INFO"
     host: str = "127.0.0.1"
+    # Peers whose X-Real-Ip and X-Forwarded-For headers give the client's address:
+    # comma-separated addresses or networks, or "none". Any other peer could forge
+    # those headers, so its own address is the client's.
+    trusted_proxies: str = "127.0.0.0/8,::1"
     port: int = 8101
     database_url: str = "postgresql://127.0.0.1:5432/vitrine"
     db_pool_min: int = 2
@@ -101,6 +108,25 @@ class Settings:
         settings.validate()
         return settings
 
+    def trusted_proxy_networks(self) -> tuple[Network, ...]:
+        """Parse ``trusted_proxies``, raising SettingsError for an invalid entry."""
+        if self.trusted_proxies.strip().lower() == "none":
+            return ()
+        networks = []
+        for entry in self.trusted_proxies.split(","):
+            text = entry.strip()
+            if not text:
+                continue
+            try:
+                networks.append(ipaddress.ip_network(text, strict=False))
+            except ValueError:
+                raise SettingsError(
+                    f"VITRINE_TRUSTED_PROXIES contains {text!r}, which is not an IP "
+                    "address or network; use comma-separated entries such as "
+                    "127.0.0.1,10.0.0.0/8, or none to trust no proxy"
+                ) from None
+        return tuple(networks)
+
     def with_max_sockets(self, max_sockets: int) -> Settings:
         return replace(self, max_sockets=max_sockets)
 
@@ -118,6 +144,7 @@ class Settings:
             raise SettingsError(
                 "VITRINE_DB_POOL_MIN must be at least 1 and at most VITRINE_DB_POOL_MAX"
             )
+        self.trusted_proxy_networks()
         if self.ws_ping_timeout >= self.ws_ping_interval:
             raise SettingsError(
                 "VITRINE_WS_PING_TIMEOUT must be shorter than VITRINE_WS_PING_INTERVAL"

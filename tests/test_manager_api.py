@@ -359,6 +359,33 @@ async def test_login_throttled_after_five_failures(api, database_url):
 
 
 @pytest.mark.gen_test
+async def test_login_throttle_uses_trusted_address(api, database_url, ctx):
+    async def fail(username: str, address: str) -> int:
+        response = await api.post(
+            "/api/v1/manager/login",
+            {"username": username, "password": "wrong password"},
+            headers={"X-Real-Ip": address},
+        )
+        return response.status
+
+    # The test client connects from 127.0.0.1, a trusted proxy by default.
+    first = [await fail(f"buyer{index}", "203.0.113.1") for index in range(5)]
+    same_address = await fail("buyer9", "203.0.113.1")
+    other_address = await fail("buyer9", "203.0.113.2")
+
+    # With no trusted proxy, X-Real-Ip is ignored and 127.0.0.1 takes every failure.
+    ctx.trusted_proxies = ()
+    forged = [await fail(f"other{index}", f"198.51.100.{index}") for index in range(5)]
+    forged_over = await fail("other9", "198.51.100.9")
+
+    assert first == [401] * 5
+    assert same_address == 429
+    assert other_address == 401
+    assert forged == [401] * 5
+    assert forged_over == 429
+
+
+@pytest.mark.gen_test
 async def test_accounts_are_admin_only(api, database_url):
     await login_manager(api, database_url, username="boss", role="admin")
     created = await api.post(

@@ -227,6 +227,35 @@ async def test_connect_rate_per_address_is_429(base_url, http_server, ctx):
         socket_.close()
 
 
+@pytest.mark.gen_test
+async def test_connect_rate_counts_trusted_address(base_url, http_server, ctx):
+    ctx.connect_limiter = AddressLimiter(rate=0.5, burst=2)
+    addresses = ["203.0.113.1", "203.0.113.1", "203.0.113.2"]
+
+    # The test client connects from 127.0.0.1, a trusted proxy by default.
+    trusted = [
+        await Socket.open(base_url, headers={"X-Real-Ip": address})
+        for address in addresses
+    ]
+    with pytest.raises(tornado.httpclient.HTTPClientError) as same_address:
+        await Socket.open(base_url, headers={"X-Real-Ip": "203.0.113.1"})
+
+    # With no trusted proxy, every socket counts against 127.0.0.1.
+    ctx.trusted_proxies = ()
+    forged = [
+        await Socket.open(base_url, headers={"X-Real-Ip": f"198.51.100.{index}"})
+        for index in range(2)
+    ]
+    with pytest.raises(tornado.httpclient.HTTPClientError) as forged_over:
+        await Socket.open(base_url, headers={"X-Real-Ip": "198.51.100.9"})
+
+    assert same_address.value.code == 429
+    assert forged_over.value.code == 429
+    assert ctx.counters["rejected_rate"] == 2
+    for socket_ in trusted + forged:
+        socket_.close()
+
+
 @pytest.mark.gen_test(timeout=30)
 async def test_accept_pauses_when_descriptors_run_out(
     base_url, http_port, http_server, ctx, caplog

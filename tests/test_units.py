@@ -1,7 +1,8 @@
-"""Pure rules: pricing, CNPJ check digits, settings, log redaction."""
+"""Pure rules: pricing, CNPJ check digits, settings, client addresses, log redaction."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 
 import pytest
@@ -15,6 +16,7 @@ from handlers.validation import (
     normalize_tax_id,
 )
 from realtime import topics
+from realtime.handshake import client_address
 from realtime.hub import Hub
 from realtime.presence import worth_publishing
 from server.logs import JsonFormatter
@@ -84,6 +86,46 @@ def test_production_needs_jwt_secret():
     with pytest.raises(SettingsError) as raised:
         Settings.from_env({"VITRINE_ENV": "production"})
     assert "VITRINE_JWT_SECRET" in str(raised.value)
+
+
+def test_trusted_proxies_parse():
+    settings = Settings.from_env({"VITRINE_TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.7"})
+
+    assert settings.trusted_proxy_networks() == (
+        ipaddress.ip_network("10.0.0.0/8"),
+        ipaddress.ip_network("192.0.2.7/32"),
+    )
+    assert Settings(trusted_proxies="none").trusted_proxy_networks() == ()
+
+
+def test_trusted_proxies_reject_bad_entry():
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({"VITRINE_TRUSTED_PROXIES": "127.0.0.1,proxy.local"})
+
+    assert "VITRINE_TRUSTED_PROXIES" in str(raised.value)
+    assert "'proxy.local'" in str(raised.value)
+
+
+def test_client_address_from_trusted_proxy():
+    loopback = Settings().trusted_proxy_networks()
+    forwarded = {"x-forwarded-for": "198.51.100.1, 203.0.113.5"}
+    real_ip = {"x-real-ip": "203.0.113.9", **forwarded}
+
+    assert client_address(forwarded, "127.0.0.1", loopback) == "203.0.113.5"
+    assert client_address(real_ip, "127.0.0.1", loopback) == "203.0.113.9"
+    assert client_address(real_ip, "::1", loopback) == "203.0.113.9"
+    assert client_address(real_ip, "::ffff:127.0.0.1", loopback) == "203.0.113.9"
+    assert client_address({}, "127.0.0.1", loopback) == "127.0.0.1"
+    assert client_address({"x-real-ip": "x"}, "127.0.0.1", loopback) == "127.0.0.1"
+
+
+def test_client_address_ignores_other_peers():
+    loopback = Settings().trusted_proxy_networks()
+    real_ip = {"x-real-ip": "203.0.113.9", "x-forwarded-for": "203.0.113.5"}
+
+    assert client_address(real_ip, "198.51.100.7", loopback) == "198.51.100.7"
+    assert client_address(real_ip, "127.0.0.1", ()) == "127.0.0.1"
+    assert client_address(real_ip, "unknown", loopback) == "unknown"
 
 
 def test_redact_hides_token_query():
