@@ -1,11 +1,17 @@
 """Topic offsets, epochs and bounded history in Redis.
 
-Each topic has three keys: an epoch (a random id made when the topic first appears,
-so a flushed Redis is noticed), an offset that grows by one per event, and a stream
-holding the latest events with stream id ``{offset}-1``. One Lua script assigns the
-offset, appends to the stream and publishes, so the three never disagree. Each event
-carries ``published_ms``, the Redis server's clock at the publish, in milliseconds
-since the Unix epoch.
+Each topic has four keys: an epoch (a random id made when the topic first appears,
+so a flushed Redis is noticed), an offset that grows by one per event, a stream
+holding the latest events with stream id ``{offset}-1``, and the ``run_id`` of the
+Redis server that wrote them. One Lua script assigns the offset, appends to the
+stream and publishes, so the keys never disagree. Each event carries
+``published_ms``, the Redis server's clock at the publish, in milliseconds since the
+Unix epoch.
+
+A restarted Redis (or a failover to a replica) may have lost the latest writes, and
+one restored from an older snapshot would hand out offsets that subscribers already
+have for other events. Its ``run_id`` differs, so the first script to touch a topic
+after the restart starts a new epoch and every subscriber is reset.
 """
 
 from __future__ import annotations
@@ -23,17 +29,28 @@ KEY_PREFIX = "vitrine:topic:"
 # live:{slug}, order:{code}, chat:{uuid}, managers:{slug}, manager:{id}
 TOPIC_PATTERN = re.compile(r"^(live|order|chat|managers|manager):[A-Za-z0-9_-]{1,64}\Z")
 
-_PUBLISH_SCRIPT = """
+# The id of the running Redis server, new at each start. Redis 7.0 allows INFO in
+# scripts.
+_SERVER_RUN_ID = """
+local server = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+"""
+
+_PUBLISH_SCRIPT = (
+    _SERVER_RUN_ID
+    + """
 local epoch = redis.call('GET', KEYS[1])
 local function new_epoch()
     epoch = ARGV[1]
     redis.call('SET', KEYS[1], epoch)
     redis.call('DEL', KEYS[2], KEYS[3])
+    redis.call('SET', KEYS[4], server)
 end
 -- Every epoch has an offset key from its start, so an epoch without one lost it (all
--- three keys have a TTL and may be evicted one by one). Counting again from 1 would
--- repeat offsets the subscribers already have, so a new epoch starts.
-if not epoch or redis.call('EXISTS', KEYS[2]) == 0 then
+-- four keys have a TTL and may be evicted one by one). Counting again from 1 would
+-- repeat offsets the subscribers already have, so a new epoch starts. So does a topic
+-- last written by another Redis run.
+if not epoch or redis.call('EXISTS', KEYS[2]) == 0
+        or redis.call('GET', KEYS[4]) ~= server then
     new_epoch()
 end
 local now = redis.call('TIME')
@@ -62,38 +79,47 @@ if failure then
         return redis.error_reply(failure)
     end
 end
-for i = 1, 3 do
+for i = 1, 4 do
     redis.call('EXPIRE', KEYS[i], ARGV[6])
 end
 local header = epoch .. ' ' .. offset .. ' ' .. published_ms
 redis.call('PUBLISH', ARGV[7], header .. '\\n' .. event)
 return {epoch, offset}
 """
+)
 
-# A topic that is new, or whose offset key was lost or is not a count, gets a new
-# epoch here, as the next publish would give it.
-_POSITION_SCRIPT = """
+# A topic that is new, whose offset key was lost or is not a count, or that another
+# Redis run wrote, gets a new epoch here, as the next publish would give it.
+_POSITION_SCRIPT = (
+    _SERVER_RUN_ID
+    + """
 local epoch = redis.call('GET', KEYS[1])
 local offset = redis.call('GET', KEYS[2])
-if not epoch or not offset or not string.match(offset, '^%d+$') then
+if not epoch or not offset or not string.match(offset, '^%d+$')
+        or redis.call('GET', KEYS[4]) ~= server then
     epoch = ARGV[1]
     offset = '0'
     redis.call('SET', KEYS[1], epoch, 'EX', ARGV[2])
     redis.call('DEL', KEYS[3])
     redis.call('SET', KEYS[2], offset, 'EX', ARGV[2])
+    redis.call('SET', KEYS[4], server, 'EX', ARGV[2])
 end
 return {epoch, offset}
 """
+)
 
 
 # Replaces the epoch unless another process already did, so every offset a client
 # has from the old epoch leads to a reset. The old epoch's history is deleted too,
 # because it may contain offsets past the current one.
-_BUMP_EPOCH_SCRIPT = """
+_BUMP_EPOCH_SCRIPT = (
+    _SERVER_RUN_ID
+    + """
 local epoch = redis.call('GET', KEYS[1])
 if epoch == ARGV[1] or not epoch then
     redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
     redis.call('DEL', KEYS[3])
+    redis.call('SET', KEYS[4], server, 'EX', ARGV[3])
     local offset = redis.call('GET', KEYS[2])
     if not offset or not string.match(offset, '^%d+$') then
         redis.call('SET', KEYS[2], 0, 'EX', ARGV[3])
@@ -103,6 +129,7 @@ end
 local offset = redis.call('GET', KEYS[2]) or '0'
 return {epoch, offset}
 """
+)
 
 
 @dataclass(frozen=True)
@@ -142,7 +169,7 @@ def channel(topic: str) -> str:
 
 def _keys(topic: str) -> list[str]:
     base = KEY_PREFIX + topic
-    return [base + ":epoch", base + ":offset", base + ":history"]
+    return [base + ":epoch", base + ":offset", base + ":history", base + ":server"]
 
 
 def new_epoch() -> str:

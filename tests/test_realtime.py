@@ -10,6 +10,7 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
+from realtime import topics
 from tests.conftest import REDIS_URL
 from tests.factories import (
     checkout,
@@ -287,11 +288,7 @@ async def test_relay_fills_gap_from_history(api, database_url, base_url, ctx):
     # Redis drops messages for a slow subscriber.
     topic_log = ctx.broker.topic_log
     await topic_log._publish(
-        keys=[
-            "vitrine:topic:live:summer-24:epoch",
-            "vitrine:topic:live:summer-24:offset",
-            "vitrine:topic:live:summer-24:history",
-        ],
+        keys=topics._keys("live:summer-24"),
         args=[
             "unused",
             orjson.dumps("live:summer-24"),
@@ -400,6 +397,39 @@ async def test_offsets_going_back_start_new_epoch(api, database_url, base_url, c
     assert patched.status == 200
     assert event["type"] == "stock.changed"
     assert event["data"]["stock"] == 7
+    socket.close()
+
+
+@pytest.mark.gen_test
+async def test_other_redis_run_starts_new_epoch(api, database_url, base_url):
+    product = await _live(api, database_url)
+    socket = await Socket.open(base_url)
+    for stock in range(5):
+        await api.patch(f"{PRODUCTS}/{product['id']}", {"stock": stock})
+    subscribed = await socket.subscribe("live:summer-24")
+
+    # As after Redis restarts from a snapshot taken at offset 2, with the keys that an
+    # earlier run of the server wrote. The relay stays connected, as when it
+    # reconnects only after the offsets have passed the ones it forwarded.
+    client = aioredis.from_url(REDIS_URL)
+    await client.set("vitrine:topic:live:summer-24:offset", 2)
+    await client.delete("vitrine:topic:live:summer-24:history")
+    await client.set("vitrine:topic:live:summer-24:server", "0" * 40)
+    await client.aclose()
+    patched = await api.patch(f"{PRODUCTS}/{product['id']}", {"stock": 8})
+    reset = await socket.receive(wait=10)
+    await socket.subscribe(
+        "live:summer-24", epoch=reset["epoch"], offset=reset["offset"]
+    )
+    await api.patch(f"{PRODUCTS}/{product['id']}", {"stock": 9})
+    event = await socket.receive(wait=10)
+
+    assert patched.status == 200
+    assert reset["op"] == "reset"
+    assert reset["epoch"] != subscribed["epoch"]
+    assert event["type"] == "stock.changed"
+    assert event["data"]["stock"] == 9
+    assert event["offset"] == reset["offset"] + 1
     socket.close()
 
 
