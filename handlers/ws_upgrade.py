@@ -158,12 +158,15 @@ class UpgradeHandler(tornado.web.RequestHandler):
             self.ctx.trusted_proxies,
         )
         stream = self.detach()
+        # Frames the client sent right after the request head may already sit in the
+        # stream's read buffer, which Tornado (6.x) exposes through no public API.
+        rest = bytes(stream._read_buffer[: stream._read_buffer_size])
         # The duplicate keeps the connection open once the IOStream closes its own
         # descriptor, and no event loop watches it yet.
         connection = socket.socket(fileno=os.dup(stream.socket.fileno()))
         stream.close()
         connection.setblocking(False)
-        open_socket(self.ctx, connection, remote_ip, request, started)
+        open_socket(self.ctx, connection, remote_ip, request, started, rest)
 
     def write_error(self, status_code: int, **kwargs: object) -> None:
         self.set_header("Content-Type", "application/json")

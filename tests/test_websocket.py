@@ -260,23 +260,30 @@ async def test_silent_connection_closed_after_timeout(
 
 
 @pytest.mark.gen_test
+@pytest.mark.parametrize("pipelined", [False, True], ids=["after-101", "pipelined"])
 async def test_upgrade_on_kept_alive_connection(
-    http_port, http_server, ctx, database_url
+    http_port, http_server, ctx, database_url, pipelined
 ):
     await insert_lives(database_url, ["kept"])
     sock = await connect(http_port)
     loop = asyncio.get_running_loop()
+    subscribe = masked_text_frame(b'{"op": "subscribe", "topic": "live:kept"}')
 
     await send(sock, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     health = b""
     while b'"status"' not in health:
         health += await asyncio.wait_for(loop.sock_recv(sock, 4096), 3)
-    await send(sock, f"GET /ws HTTP/1.1\r\n{UPGRADE_HEADERS}\r\n".encode())
+    # A pipelined frame arrives with the request head, before the 101 response.
+    upgrade = f"GET /ws HTTP/1.1\r\n{UPGRADE_HEADERS}\r\n".encode()
+    await send(sock, upgrade + subscribe if pipelined else upgrade)
     response = b""
     while b"\r\n\r\n" not in response:
         response += await asyncio.wait_for(loop.sock_recv(sock, 4096), 3)
-    await send(sock, masked_text_frame(b'{"op": "subscribe", "topic": "live:kept"}'))
-    opcode, payload = await FrameReader(sock).next()
+    if not pipelined:
+        await send(sock, subscribe)
+    reader = FrameReader(sock)
+    reader.buffer = response.partition(b"\r\n\r\n")[2]
+    opcode, payload = await reader.next()
 
     assert response.startswith(b"HTTP/1.1 101 "), response
     assert opcode == 0x1
