@@ -173,6 +173,8 @@ class Socket(WebSocket):
                     "manager topics need {op: auth, token} first",
                 )
                 return False
+            if not await self.check_still_authorized():
+                return False
             if kind == "manager" and not (
                 name.isascii() and name.isdigit() and not name.startswith("0")
             ):
@@ -263,10 +265,11 @@ class Socket(WebSocket):
         self.ctx.counters["ping_timeouts"] += 1
         self.abort()
 
-    async def check_still_authorized(self) -> None:
-        """Close a manager socket whose login was revoked since it signed in."""
+    async def check_still_authorized(self) -> bool:
+        """Close a manager socket whose login was revoked or expired since it signed
+        in, and return False if it did."""
         if self.manager is None:
-            return
+            return True
         try:
             await verify_access_token(
                 self.manager["token"],
@@ -275,6 +278,8 @@ class Socket(WebSocket):
             )
         except AuthError as exc:
             self.close(UNAUTHORIZED, exc.message)
+            return False
+        return True
 
     def advise_reconnect(self, window: float) -> None:
         """Tell the client when to reconnect, then close with 1012.

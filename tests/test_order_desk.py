@@ -321,3 +321,17 @@ async def test_logout_closes_manager_sockets(api, database_url, base_url, ctx):
         await handler.check_still_authorized()
 
     assert await manager.wait_closed() == 4001
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_revoked_login_cannot_subscribe(api, database_url, base_url):
+    await _desk(api, database_url)
+    manager = await Socket.open(base_url)
+    await manager.send({"op": "auth", "token": api.access_token})
+    await manager.receive()
+
+    # The next periodic check is seconds away, so the subscribe checks for itself.
+    await api.post("/api/v1/manager/logout")
+    await manager.send({"op": "subscribe", "topic": "managers:summer-24"})
+
+    assert await manager.wait_closed() == 4001
