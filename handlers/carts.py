@@ -12,6 +12,7 @@ import orjson
 from handlers.base import ApiHandler, parse_int_id
 from handlers.errors import ApiError
 from handlers.events import publish_order_change
+from handlers.outbox import Pending
 from handlers.validation import (
     EMAIL_PATTERN,
     get_int,
@@ -19,7 +20,7 @@ from handlers.validation import (
     normalize_tax_id,
     reject_unknown,
 )
-from store import carts, lives, order_desk, orders
+from store import carts, lives, order_desk, orders, outbox
 from store.errors import AccessDenied, Conflict, InvalidInput
 from store.pricing import MAX_QUANTITY
 
@@ -154,6 +155,9 @@ class CheckoutHandler(CartHandlerBase):
                     "stock.low",
                     {**level.to_event(), "threshold": level.low_stock_threshold},
                 )
+        self.ctx.outbox.published(
+            Pending(result.outbox_ids, tuple(outbox.live_topics(slug)))
+        )
 
     def _idempotency_key(self) -> str:
         key = self.request.headers.get(IDEMPOTENCY_HEADER, "")

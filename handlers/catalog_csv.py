@@ -107,6 +107,7 @@ class CatalogCsvHandler(ManagerHandler):
             if errors:
                 errors.sort(key=lambda error: error["line"])
                 raise csv_rows_invalid(errors)
+            pending = await self.ctx.outbox.add(connection, f"live:{slug}")
 
         log.info(
             "catalog of %s imported by manager %s: %d created, %d updated",
@@ -117,6 +118,7 @@ class CatalogCsvHandler(ManagerHandler):
         )
         for event_type, data in events:
             await self.ctx.broker.publish(f"live:{slug}", event_type, data)
+        self.ctx.outbox.published(pending)
         self.write_json({"created": created, "updated": updated})
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 
 from handlers.live_directory import LiveDirectory
+from handlers.outbox import Outbox
 from realtime.broker import Broker
 from realtime.limits import AddressLimiter
 from server.settings import Network, Settings
@@ -36,8 +37,10 @@ class AppContext:
     images: S3Storage | LocalStorage = field(init=False)
     # Peers whose X-Real-Ip and X-Forwarded-For headers are believed.
     trusted_proxies: tuple[Network, ...] = field(init=False)
+    outbox: Outbox = field(init=False)
 
     def __post_init__(self) -> None:
         self.lives = LiveDirectory(self.pool)
         self.images = make_storage(self.settings)
         self.trusted_proxies = self.settings.trusted_proxy_networks()
+        self.outbox = Outbox(self.pool, self.broker)

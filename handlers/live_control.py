@@ -28,13 +28,15 @@ class BannersHandler(ManagerHandler):
 
     async def post(self, slug: str) -> None:
         fields = parse_banner(self.json_body(), partial=False)
-        async with self.connection() as connection:
+        async with self.connection() as connection, connection.transaction():
             live = await lives.get_by_slug(connection, slug)
             row = await banners.create(connection, live["id"], fields)
             shown = await banners.shown_banners(connection, live["id"])
+            pending = await self.ctx.outbox.add(connection, f"live:{slug}")
         await self.ctx.broker.publish(
             f"live:{slug}", "banners.changed", {"banners": shown}
         )
+        self.ctx.outbox.published(pending)
         self.write_json(banners.banner_to_wire(row), 201)
 
 
@@ -42,24 +44,28 @@ class BannerHandler(ManagerHandler):
     async def patch(self, slug: str, raw_id: str) -> None:
         banner_id = parse_int_id(raw_id, "banner_id")
         fields = parse_banner(self.json_body(), partial=True)
-        async with self.connection() as connection:
+        async with self.connection() as connection, connection.transaction():
             live = await lives.get_by_slug(connection, slug)
             row = await banners.update(connection, live["id"], banner_id, fields)
             shown = await banners.shown_banners(connection, live["id"])
+            pending = await self.ctx.outbox.add(connection, f"live:{slug}")
         await self.ctx.broker.publish(
             f"live:{slug}", "banners.changed", {"banners": shown}
         )
+        self.ctx.outbox.published(pending)
         self.write_json(banners.banner_to_wire(row))
 
     async def delete(self, slug: str, raw_id: str) -> None:
         banner_id = parse_int_id(raw_id, "banner_id")
-        async with self.connection() as connection:
+        async with self.connection() as connection, connection.transaction():
             live = await lives.get_by_slug(connection, slug)
             await banners.delete(connection, live["id"], banner_id)
             shown = await banners.shown_banners(connection, live["id"])
+            pending = await self.ctx.outbox.add(connection, f"live:{slug}")
         await self.ctx.broker.publish(
             f"live:{slug}", "banners.changed", {"banners": shown}
         )
+        self.ctx.outbox.published(pending)
         self.set_status(204)
         self.finish()
 

@@ -94,8 +94,10 @@ class ManagerLiveHandler(ManagerHandler):
     async def patch(self, slug: str) -> None:
         fields = parse_live_patch(self.json_body())
 
+        outbox = self.ctx.outbox
         async with self.connection() as connection, connection.transaction():
             before, after = await lives.update(connection, slug, fields)
+            pending = await outbox.add(connection, f"live:{slug}")
 
         if before != after:
             log.info(
@@ -107,6 +109,7 @@ class ManagerLiveHandler(ManagerHandler):
             await self.ctx.broker.publish(
                 f"live:{slug}", "live.updated", lives.live_to_wire(after)
             )
+        outbox.published(pending)
         self.write_json(lives.live_to_wire(after))
 
 
@@ -114,14 +117,17 @@ class ManagerProductsHandler(ManagerHandler):
     async def post(self, slug: str) -> None:
         fields = parse_product_fields(self.json_body(), partial=False)
 
+        outbox = self.ctx.outbox
         async with self.connection() as connection, connection.transaction():
             live = await lives.get_by_slug(connection, slug)
             row = await products.create(connection, live["id"], fields)
+            pending = await outbox.add(connection, f"live:{slug}")
 
         product = products.product_to_wire(row)
         log.info("product %s (%s) created in live %s", row["id"], row["sku"], slug)
         if product["visible"]:
             await self.ctx.broker.publish(f"live:{slug}", "product.created", product)
+        outbox.published(pending)
         self.write_json(products.manager_product_to_wire(row), 201)
 
 
@@ -163,6 +169,7 @@ class ManagerProductHandler(ManagerHandler):
             unpinned = None
             if not after["visible"]:
                 unpinned = await lives.unpin(connection, live["id"], product_id)
+            pending = await self.ctx.outbox.add(connection, f"live:{slug}")
 
         topic = f"live:{slug}"
         for event_type, data in product_change_events(before, after):
@@ -171,6 +178,7 @@ class ManagerProductHandler(ManagerHandler):
             await self.ctx.broker.publish(
                 topic, "live.updated", lives.live_to_wire(unpinned)
             )
+        self.ctx.outbox.published(pending)
         self.write_json(products.manager_product_to_wire(after))
 
     async def delete(self, slug: str, raw_product_id: str) -> None:
@@ -181,6 +189,7 @@ class ManagerProductHandler(ManagerHandler):
             before = await products.get(connection, live["id"], product_id)
             unpinned = await lives.unpin(connection, live["id"], product_id)
             await products.delete(connection, live["id"], product_id)
+            pending = await self.ctx.outbox.add(connection, f"live:{slug}")
 
         log.info("product %s deleted from live %s", product_id, slug)
         topic = f"live:{slug}"
@@ -190,6 +199,7 @@ class ManagerProductHandler(ManagerHandler):
             await self.ctx.broker.publish(
                 topic, "live.updated", lives.live_to_wire(unpinned)
             )
+        self.ctx.outbox.published(pending)
         self.set_status(204)
         self.finish()
 

@@ -11,7 +11,7 @@ from handlers.auth import ManagerHandler
 from handlers.errors import ApiError
 from handlers.events import publish_order_change
 from handlers.validation import get_int, reject_unknown
-from store import lives, order_desk
+from store import lives, order_desk, outbox
 from store.errors import InvalidInput
 from store.products import StockLevel
 
@@ -164,10 +164,14 @@ class OrderHandler(OrderDeskHandler):
                 )
             assert order is not None
             order_counts = await order_desk.counts(connection, live["id"])
+            pending = await self.ctx.outbox.add(
+                connection, *outbox.live_topics(slug), f"order:{code}"
+            )
 
         await publish_order_change(
             self.ctx.broker, slug, order, order_counts, restocked, created=False
         )
+        self.ctx.outbox.published(pending)
         self.write_json(order)
 
 

@@ -112,8 +112,6 @@ class Broker:
                 return await self.topic_log.publish(topic, event_type, data)
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 if attempt == PUBLISH_ATTEMPTS:
-                    # TODO: keep unpublished events in a PostgreSQL outbox written in
-                    # the same transaction, so a Redis outage loses none of them.
                     log.error(
                         "event %s on %s lost after %d attempts: %s",
                         event_type,

@@ -133,6 +133,7 @@ async def serve(settings: Settings) -> None:
     revocation_task = asyncio.create_task(
         check_manager_sockets(ctx), name="manager-socket-revocation"
     )
+    outbox_task = asyncio.create_task(ctx.outbox.run(), name="outbox")
 
     server, listener = make_server(ctx)
     listener.listen(settings.port, settings.host, backlog=4096)
@@ -157,6 +158,7 @@ async def serve(settings: Settings) -> None:
     heartbeat_task.cancel()
     scheduler_task.cancel()
     revocation_task.cancel()
+    outbox_task.cancel()
     await shutdown(ctx, server, listener)
 
 
@@ -188,6 +190,8 @@ async def shutdown(ctx: AppContext, server: HTTPServer, listener: Listener) -> N
             )
 
     await server.close_all_connections()
+    # Rows left here would reset their topics on another process for nothing.
+    await ctx.outbox.flush()
     await ctx.broker.stop()
     await ctx.broker.client.aclose()
     await ctx.pool.close()

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 
-from store import carts, tokens
+from store import carts, outbox, tokens
 from store.errors import (
     AccessDenied,
     Conflict,
@@ -43,6 +43,8 @@ class CheckoutResult:
     live_slug: str
     # The stock left of every product the checkout sold.
     stock_left: list[StockLevel]
+    # Outbox rows of the live's topics, to delete once the sale was published.
+    outbox_ids: list[int] = field(default_factory=list)
 
 
 def new_order_code() -> str:
@@ -144,6 +146,7 @@ async def _checkout(
         created=True,
         live_slug=cart["live_slug"],
         stock_left=stock_left,
+        outbox_ids=await outbox.add(connection, outbox.live_topics(cart["live_slug"])),
     )
 
 

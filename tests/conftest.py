@@ -41,7 +41,8 @@ REDIS_URL = os.environ.get("VITRINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"
 TEST_DATABASE = "vitrine_test"
 
 TABLES = (
-    "order_items, orders, cart_items, carts, products, lives, refresh_tokens, managers"
+    "order_items, orders, cart_items, carts, products, lives, refresh_tokens, "
+    "managers, outbox"
 )
 
 

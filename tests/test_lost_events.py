@@ -33,6 +33,8 @@ async def test_lost_event_resets_subscribers(api, database_url, base_url, ctx):
     await admin.execute_command("CLIENT", "PAUSE", "4000", "WRITE")
     response = await api.patch(f"{PRODUCTS}/{product['id']}", {"stock": 3})
     lost = set(ctx.broker.lost_topics)
+    await ctx.outbox.flush()
+    outbox_while_lost = await _outbox_topics(ctx)
     reset = await socket.receive(wait=10)
     await admin.aclose()
 
@@ -43,4 +45,14 @@ async def test_lost_event_resets_subscribers(api, database_url, base_url, ctx):
     state = await api.get("/api/v1/lives/summer-24")
     assert state.json["products"][0]["stock"] == 3
     assert ctx.broker.lost_topics == set()
+    # The outbox row covers a crash until the topic has its new epoch.
+    await ctx.outbox.flush()
+    assert outbox_while_lost == ["live:summer-24"]
+    assert await _outbox_topics(ctx) == []
     socket.close()
+
+
+async def _outbox_topics(ctx: Any) -> list[str]:
+    async with ctx.pool.acquire() as connection:
+        rows = await connection.fetch("SELECT topic FROM outbox ORDER BY id")
+    return [row["topic"] for row in rows]
