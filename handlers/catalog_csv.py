@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import logging
 from typing import Any
 
@@ -149,23 +150,34 @@ def csv_rows_invalid(errors: list[dict[str, Any]]) -> ApiError:
     )
 
 
+def csv_syntax_error(line: int, exc: csv.Error) -> ApiError:
+    return ApiError(
+        400,
+        "csv_invalid",
+        f"line {line}: {exc}; check that every quoted cell is closed and that no "
+        f"cell is longer than {csv.field_size_limit()} characters",
+        details={"errors": [{"line": line, "field": None, "message": str(exc)}]},
+    )
+
+
 def parse_catalog(
     raw: bytes,
 ) -> tuple[list[tuple[int, dict[str, Any]]], list[dict[str, Any]]]:
     """Parse and validate every row.
 
     Returns the valid rows' fields with their line numbers, and an error per invalid
-    row. A file that cannot be read as a catalog at all raises ApiError.
+    row. A row's line number is the line where its record starts. A file that cannot
+    be read as a catalog at all raises ApiError.
     """
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ApiError(400, "csv_invalid", "the file must be UTF-8 text") from None
-    reader = csv.DictReader(io.StringIO(text), strict=True)
+    reader = csv.reader(io.StringIO(text), strict=True)
     try:
-        header = reader.fieldnames or []
+        header = next(reader, [])
     except csv.Error as exc:
-        raise ApiError(400, "csv_invalid", f"line 1: {exc}") from None
+        raise csv_syntax_error(1, exc) from None
     if len(set(header)) != len(header):
         raise ApiError(
             400, "csv_invalid", "the header names a column twice: " + ", ".join(header)
@@ -193,24 +205,23 @@ def parse_catalog(
     errors: list[dict[str, Any]] = []
     parsed: list[tuple[int, dict[str, Any]]] = []
     seen: dict[str, int] = {}
-    records = iter(reader)
     while True:
+        # reader.line_num counts the lines read so far. A record starts on a fresh
+        # line, so the next one starts on the line after. Once read, a record whose
+        # quoted cell spans lines would leave line_num at its last line.
+        line = reader.line_num + 1
         try:
-            record = next(records)
+            cells = next(reader)
         except StopIteration:
             break
         except csv.Error as exc:
-            raise ApiError(
-                400,
-                "csv_invalid",
-                f"line {reader.line_num}: {exc}; check the quotes",
-                details={
-                    "errors": [
-                        {"line": reader.line_num, "field": None, "message": str(exc)}
-                    ]
-                },
-            ) from None
-        line = reader.line_num
+            raise csv_syntax_error(line, exc) from None
+        if not cells:
+            # csv.reader returns an empty record for a blank line.
+            continue
+        # As csv.DictReader does: a missing cell is None, and cells beyond the
+        # header go under the key None.
+        record = dict(itertools.zip_longest(header, cells))
         if len(parsed) + len(errors) >= MAX_ROWS:
             raise ApiError(
                 400, "csv_invalid", f"a catalog file may have at most {MAX_ROWS} rows"
@@ -239,7 +250,7 @@ def parse_catalog(
     return parsed, errors
 
 
-def _row_to_body(record: dict[str, Any]) -> dict[str, Any]:
+def _row_to_body(record: dict[str | None, Any]) -> dict[str, Any]:
     body: dict[str, Any] = {}
     for name, value in record.items():
         if name is None:

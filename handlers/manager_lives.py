@@ -23,12 +23,11 @@ from handlers.validation import (
 )
 from store import lives, products
 from store.errors import InvalidInput
-from store.pricing import MAX_QUANTITY, normalize_tiers
+from store.pricing import MAX_PRICE_CENTS, MAX_QUANTITY, normalize_tiers
 from store.products import StockLevel
 
 log = logging.getLogger(__name__)
 
-MAX_PRICE_CENTS = 10**12
 MAX_STOCK = 10**9
 
 

@@ -15,6 +15,13 @@ EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+\Z")
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\Z")
 CURRENCY_PATTERN = re.compile(r"^[A-Z]{3}\Z")
 
+# Times must fall in the UTC years 2000 to 9998. PostgreSQL can store every such time,
+# and Python can convert it to any UTC offset because its datetime ends at year 9999.
+EARLIEST_YEAR = 2000
+LATEST_YEAR = 9998
+_EARLIEST_UTC = dt.datetime(EARLIEST_YEAR, 1, 1)
+_AFTER_LATEST_UTC = dt.datetime(LATEST_YEAR + 1, 1, 1)
+
 
 def reject_unknown(body: dict[str, Any], allowed: Iterable[str]) -> None:
     allowed_set = set(allowed)
@@ -190,7 +197,11 @@ def is_valid_cnpj(compact: str) -> bool:
 def get_datetime(
     body: dict[str, Any], name: str, *, nullable: bool = True
 ) -> dt.datetime | None:
-    """Parse an ISO 8601 time with a UTC offset, such as 2026-12-04T18:00:00Z."""
+    """Parse an ISO 8601 time with a UTC offset, such as 2026-12-04T18:00:00Z.
+
+    Raises InvalidInput, naming the field, unless the time falls in the UTC years
+    EARLIEST_YEAR to LATEST_YEAR.
+    """
     value = body.get(name)
     if value is None and nullable:
         return None
@@ -208,10 +219,21 @@ def get_datetime(
             field=name,
             code="invalid",
         ) from None
-    if parsed.tzinfo is None:
+    offset = parsed.utcoffset()
+    if offset is None:
         raise InvalidInput(
             f"{name} needs a UTC offset, such as Z or -03:00",
             field=name,
             code="invalid",
+        )
+    # The bounds move by the offset instead of the time moving to UTC, because that
+    # conversion overflows near year 1 and year 9999. An offset is under 24 hours.
+    local_time = parsed.replace(tzinfo=None)
+    if not _EARLIEST_UTC + offset <= local_time < _AFTER_LATEST_UTC + offset:
+        raise InvalidInput(
+            f"{name} {value!r} is out of range: send a time in the years "
+            f"{EARLIEST_YEAR} to {LATEST_YEAR} UTC, such as 2026-12-04T18:00:00Z",
+            field=name,
+            code="out_of_range",
         )
     return parsed

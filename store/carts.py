@@ -10,7 +10,7 @@ import asyncpg
 from store import tokens
 from store.errors import AccessDenied, Conflict, NotFound, StockShort
 from store.pool import Connection
-from store.pricing import check_quantity, product_unit_price
+from store.pricing import check_order_size, check_quantity, product_unit_price
 
 _LINE_QUERY = """
 SELECT ci.product_id, ci.quantity, ci.seen_unit_price_cents,
@@ -173,6 +173,7 @@ async def set_quantity(
         )
 
     unit_price = product_unit_price(product, quantity)
+    await _check_cart_size(connection, cart, product_id, quantity, unit_price)
     await connection.execute(
         """
         INSERT INTO cart_items (cart_id, product_id, quantity, seen_unit_price_cents)
@@ -190,6 +191,35 @@ async def set_quantity(
     await connection.execute(
         "UPDATE carts SET updated_at = now() WHERE id = $1", cart["id"]
     )
+
+
+async def _check_cart_size(
+    connection: Connection,
+    cart: asyncpg.Record,
+    product_id: int,
+    quantity: int,
+    unit_price: int,
+) -> None:
+    """Raise InvalidInput on quantity when the new line takes the cart above the
+    limits of an order. The other lines are priced as the cart view prices them.
+
+    A change that raises neither the line's total nor its quantity passes, so a
+    buyer can still lower a cart that went above a limit because prices rose.
+    """
+    rows = await connection.fetch(_LINE_QUERY, cart["id"])
+    other_total = other_count = 0
+    old_total = old_quantity = 0
+    for row in rows:
+        line_total = product_unit_price(row, row["quantity"]) * row["quantity"]
+        if row["product_id"] == product_id:
+            old_total, old_quantity = line_total, row["quantity"]
+        else:
+            other_total += line_total
+            other_count += row["quantity"]
+
+    new_total = unit_price * quantity
+    if new_total > old_total or quantity > old_quantity:
+        check_order_size(other_total + new_total, other_count + quantity, "quantity")
 
 
 async def remove_item(

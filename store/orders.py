@@ -19,7 +19,7 @@ from store.errors import (
     StockShort,
 )
 from store.pool import Connection, required
-from store.pricing import check_quantity, product_unit_price
+from store.pricing import check_order_size, check_quantity, product_unit_price
 from store.products import StockLevel
 
 # Crockford's base32 without I, L, O and U: easy to read aloud over the phone.
@@ -62,7 +62,8 @@ async def checkout(
     """Turn a cart into an order, all or nothing.
 
     Raises StockShort or PriceChanged (nothing changes, except that the cart then
-    records the new prices as seen), Conflict, AccessDenied or IdempotencyKeyReused.
+    records the new prices as seen), Conflict (also when the total or unit count is
+    above the maximum of an order), AccessDenied or IdempotencyKeyReused.
     """
     async with pool.acquire() as connection:
         try:
@@ -246,6 +247,16 @@ def _price_lines(lines: list[asyncpg.Record]) -> list[dict[str, Any]]:
             field="items",
             details={"lines": changed},
         )
+    # The cart checked these limits when each line was set, but prices may have
+    # risen since, and the order's bigint and integer columns must not overflow.
+    try:
+        check_order_size(
+            sum(line["line_total_cents"] for line in priced),
+            sum(line["quantity"] for line in priced),
+            "items",
+        )
+    except InvalidInput as exc:
+        raise Conflict(exc.message, field=exc.field, code=exc.code) from None
     return priced
 
 

@@ -10,6 +10,15 @@ from typing import Any
 from store.errors import InvalidInput
 
 MAX_QUANTITY = 1_000_000
+MAX_PRICE_CENTS = 10**12
+
+# Limits of one order, and so of the cart that becomes it. A line can reach
+# MAX_PRICE_CENTS * MAX_QUANTITY = 10**18 cents, and a few such lines would overflow
+# the bigint total_cents column (2**63 - 1). 10**15 cents also stays below 2**53, so
+# JavaScript numbers hold every total exactly. The unit count must fit the integer
+# column orders.item_count (2**31 - 1).
+MAX_ORDER_TOTAL_CENTS = 10**15
+MAX_ORDER_ITEM_COUNT = 10**9
 
 
 def unit_price_cents(
@@ -81,6 +90,24 @@ def check_quantity(product: Any, quantity: int, field: str) -> None:
             "per order",
             field=field,
             code="above_maximum",
+        )
+
+
+def check_order_size(total_cents: int, item_count: int, field: str) -> None:
+    """Raise InvalidInput when an order's total or unit count is above its maximum."""
+    if total_cents > MAX_ORDER_TOTAL_CENTS:
+        raise InvalidInput(
+            f"the order total would be {total_cents} cents, above the maximum of "
+            f"{MAX_ORDER_TOTAL_CENTS} cents per order; lower the quantities",
+            field=field,
+            code="total_too_large",
+        )
+    if item_count > MAX_ORDER_ITEM_COUNT:
+        raise InvalidInput(
+            f"the order would have {item_count} units, above the maximum of "
+            f"{MAX_ORDER_ITEM_COUNT} units per order; lower the quantities",
+            field=field,
+            code="item_count_too_large",
         )
 
 

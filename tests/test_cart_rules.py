@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 
+from store.pricing import MAX_ORDER_TOTAL_CENTS, MAX_QUANTITY
 from tests.conftest import Api
 from tests.factories import (
     create_live,
@@ -250,6 +251,60 @@ async def test_price_change_shows_previous_price_once(api, database_url):
     assert first.json["lines"][0]["previous_unit_price_cents"] == 3000
     assert first.json["lines"][0]["unit_price_cents"] == 3300
     assert "previous_unit_price_cents" not in second.json["lines"][0]
+
+
+@pytest.mark.gen_test
+async def test_cart_total_above_maximum_rejected(api, database_url):
+    await login_manager(api, database_url)
+    await create_live(api)
+    dear = await create_product(
+        api, sku="DEAR-1", price_cents=10**12, stock=MAX_QUANTITY
+    )
+    cheap = await create_product(api, sku="CHEAP-1", price_cents=1)
+    cart_id, headers = await open_cart(api)
+
+    huge = await set_line(api, cart_id, headers, dear["id"], MAX_QUANTITY)
+    at_maximum = await set_line(api, cart_id, headers, dear["id"], 1000)
+    one_cent_more = await set_line(api, cart_id, headers, cheap["id"], 1)
+    cart = await api.get(f"/api/v1/carts/{cart_id}", headers=headers)
+
+    assert huge.status == 400, huge
+    assert huge.error["code"] == "total_too_large"
+    assert huge.error["field"] == "quantity"
+    assert str(MAX_ORDER_TOTAL_CENTS) in huge.error["message"]
+    assert at_maximum.status == 200, at_maximum
+    assert at_maximum.json["total_cents"] == MAX_ORDER_TOTAL_CENTS
+    assert one_cent_more.status == 400, one_cent_more
+    assert one_cent_more.error["code"] == "total_too_large"
+    assert one_cent_more.error["field"] == "quantity"
+    assert [line["product_id"] for line in cart.json["lines"]] == [dear["id"]]
+    assert cart.json["total_cents"] == MAX_ORDER_TOTAL_CENTS
+
+
+@pytest.mark.gen_test
+async def test_cart_above_maximum_may_shrink(api, database_url):
+    await login_manager(api, database_url)
+    await create_live(api)
+    product = await create_product(api, price_cents=10**9, stock=MAX_QUANTITY)
+    cart_id, headers = await open_cart(api)
+    await set_line(api, cart_id, headers, product["id"], MAX_QUANTITY)
+    # The price rise takes the cart to twice the maximum total.
+    await api.patch(
+        f"/api/v1/manager/lives/summer-24/products/{product['id']}",
+        {"price_cents": 2 * 10**9},
+    )
+
+    same = await set_line(api, cart_id, headers, product["id"], MAX_QUANTITY)
+    lower = await set_line(api, cart_id, headers, product["id"], 600_000)
+    higher = await set_line(api, cart_id, headers, product["id"], 700_000)
+
+    assert same.status == 200, same
+    assert same.json["total_cents"] == 2 * MAX_ORDER_TOTAL_CENTS
+    assert lower.status == 200, lower
+    assert lower.json["total_cents"] == 600_000 * 2 * 10**9
+    assert higher.status == 400, higher
+    assert higher.error["code"] == "total_too_large"
+    assert higher.error["field"] == "quantity"
 
 
 @pytest.mark.gen_test

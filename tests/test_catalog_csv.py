@@ -187,6 +187,62 @@ async def test_malformed_csv_rejected(api, database_url):
 
 
 @pytest.mark.gen_test
+async def test_syntax_errors_report_start_line(api, database_url):
+    await _setup(api, database_url)
+    long_cell = "x" * (131_072 + 1)
+    too_long = (
+        "sku,name,price_cents\n"
+        "A-1,A,100\n"
+        "B-1,B,100\n"
+        "C-1,C,100\n"
+        f"D-1,{long_cell},100\n"
+        "E-1,E,100\n"
+    )
+    unclosed = 'sku,name,price_cents\nA-1,A,100\nB-1,"never closed,100\nC-1,C,100\n'
+
+    long_response = await api.post(
+        CSV_PATH, raw_body=too_long.encode(), headers=HEADERS
+    )
+    quote_response = await api.post(
+        CSV_PATH, raw_body=unclosed.encode(), headers=HEADERS
+    )
+
+    assert long_response.status == 400
+    assert long_response.error["code"] == "csv_invalid"
+    assert long_response.error["message"].startswith("line 5: ")
+    assert "131072 characters" in long_response.error["message"]
+    assert [e["line"] for e in long_response.error["errors"]] == [5]
+    assert quote_response.status == 400
+    assert quote_response.error["code"] == "csv_invalid"
+    assert quote_response.error["message"].startswith("line 3: ")
+    assert "quoted cell is closed" in quote_response.error["message"]
+    assert [e["line"] for e in quote_response.error["errors"]] == [3]
+
+
+@pytest.mark.gen_test
+async def test_multiline_record_reported_at_start(api, database_url):
+    await _setup(api, database_url)
+    body = (
+        "sku,name,description,price_cents\n"
+        "\n"
+        'A-1,Two lines,"first line\nsecond line",1.5\n'
+        "B-1,,,100\n"
+        'C-1,Three lines,"one\ntwo\nthree",100,extra\n'
+        "D-1,Short row\n"
+    )
+
+    response = await api.post(CSV_PATH, raw_body=body.encode(), headers=HEADERS)
+
+    assert response.status == 400
+    assert [(e["line"], e["field"]) for e in response.error["errors"]] == [
+        (3, "price_cents"),
+        (5, "name"),
+        (6, None),
+        (9, "price_cents"),
+    ]
+
+
+@pytest.mark.gen_test
 async def test_export_neutralises_formulas(api, database_url):
     await _setup(api, database_url)
     await create_product(api, sku="F-1", name="=HYPERLINK(1)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
+from store.pricing import MAX_ORDER_TOTAL_CENTS, MAX_QUANTITY
 from tests.conftest import Api
 from tests.factories import (
     BUYER,
@@ -160,6 +161,67 @@ async def test_price_changed_then_accepted(api, database_url):
     assert stock_after_first == 50
     assert second.status == 201, second
     assert second.json["order"]["items"][0]["unit_price_cents"] == 3190
+
+
+@pytest.mark.gen_test
+async def test_total_above_maximum_after_price_rise(api, database_url):
+    await login_manager(api, database_url)
+    await create_live(api)
+    product = await create_product(api, price_cents=10**9, stock=MAX_QUANTITY)
+    cart_id, headers = await open_cart(api)
+    added = await set_line(api, cart_id, headers, product["id"], MAX_QUANTITY)
+    # The cart was at the maximum total, and the price rise doubles it.
+    await api.patch(f"{PRODUCTS}/{product['id']}", {"price_cents": 2 * 10**9})
+
+    first = await checkout(api, cart_id, headers, key="attempt-1")
+    second = await checkout(api, cart_id, headers, key="attempt-2")
+    stock_after = await _stock(database_url, product["id"])
+    cart = await api.get(f"/api/v1/carts/{cart_id}", headers=headers)
+    await set_line(api, cart_id, headers, product["id"], MAX_QUANTITY // 2)
+    third = await checkout(api, cart_id, headers, key="attempt-3")
+
+    assert added.json["total_cents"] == MAX_ORDER_TOTAL_CENTS
+    assert first.status == 409
+    assert first.error["code"] == "price_changed"
+    assert second.status == 409, second
+    assert second.error["code"] == "total_too_large"
+    assert second.error["field"] == "items"
+    assert str(MAX_ORDER_TOTAL_CENTS) in second.error["message"]
+    assert stock_after == MAX_QUANTITY
+    assert cart.json["status"] == "open"
+    assert third.status == 201, third
+    assert third.json["order"]["total_cents"] == MAX_ORDER_TOTAL_CENTS
+
+
+@pytest.mark.gen_test
+async def test_bigint_overflow_cart_rejected(api, database_url):
+    await login_manager(api, database_url)
+    await create_live(api)
+    products = [
+        await create_product(
+            api, sku=f"DEAR-{index}", price_cents=10**12, stock=MAX_QUANTITY
+        )
+        for index in range(10)
+    ]
+    cart_id, headers = await open_cart(api)
+    # No PUT accepts these lines, so they go straight to the database. They total
+    # 10**19 cents, above the bigint maximum of 2**63 - 1.
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.executemany(
+            "INSERT INTO cart_items (cart_id, product_id, quantity,"
+            " seen_unit_price_cents) VALUES ($1::uuid, $2, $3, $4)",
+            [(cart_id, product["id"], MAX_QUANTITY, 10**12) for product in products],
+        )
+    finally:
+        await connection.close()
+
+    response = await checkout(api, cart_id, headers)
+
+    assert response.status == 409, response
+    assert response.error["code"] == "total_too_large"
+    assert response.error["field"] == "items"
+    assert str(10**19) in response.error["message"]
 
 
 @pytest.mark.gen_test

@@ -198,3 +198,66 @@ async def test_flash_price_must_lower_price(api, database_url):
     assert free.error["field"] == "flash_price_cents"
     assert higher.status == 409
     assert higher.error["field"] == "flash_price_cents"
+
+
+@pytest.mark.gen_test
+async def test_out_of_range_times_rejected(api, database_url):
+    product = await _live(api, database_url)
+    banner = await api.post(f"{LIVE}/banners", {"text": "Free shipping"})
+    flash_url = f"{PRODUCTS}/{product['id']}"
+    # Each target: method, path, the other fields of the body, the time field.
+    targets = [
+        ("PATCH", LIVE, {}, "starts_at"),
+        ("POST", f"{LIVE}/banners", {"text": "x"}, "show_at"),
+        ("POST", f"{LIVE}/banners", {"text": "x"}, "hide_at"),
+        ("PATCH", f"{LIVE}/banners/{banner.json['id']}", {}, "show_at"),
+        ("PATCH", f"{LIVE}/banners/{banner.json['id']}", {}, "hide_at"),
+        ("PATCH", flash_url, {"flash_price_cents": 1990}, "flash_ends_at"),
+    ]
+    # The last two have an in-range date, but their UTC time is out of range.
+    values = [
+        "0001-01-01T00:00:00+14:00",
+        "9999-12-31T23:59:59-14:00",
+        "1999-12-31T23:59:59Z",
+        "9999-01-01T00:00:00Z",
+        "2000-01-01T00:30:00+01:00",
+        "9998-12-31T23:00:00-02:00",
+    ]
+
+    for method, path, fields, name in targets:
+        for value in values:
+            body = {**fields, name: value}
+            response = await api.request(method, path, body)
+            case = (method, path, name, value, response)
+            assert response.status == 400, case
+            assert response.error["code"] == "out_of_range", case
+            assert response.error["field"] == name, case
+            assert "2000 to 9998" in response.error["message"], case
+
+
+@pytest.mark.gen_test
+async def test_times_at_range_ends_accepted(api, database_url):
+    product = await _live(api, database_url)
+
+    earliest = await api.patch(LIVE, {"starts_at": "2000-01-01T00:00:00Z"})
+    latest = await api.patch(LIVE, {"starts_at": "9998-12-31T23:59:59-00:00"})
+    offer = await api.patch(
+        f"{PRODUCTS}/{product['id']}",
+        {"flash_price_cents": 1990, "flash_ends_at": "9998-12-31T23:59:59Z"},
+    )
+    banner = await api.post(
+        f"{LIVE}/banners",
+        {
+            "text": "Always",
+            "show_at": "2000-01-01T09:00:00+09:00",
+            "hide_at": "9998-12-31T09:59:59-14:00",
+        },
+    )
+
+    assert earliest.status == 200, earliest
+    assert earliest.json["starts_at"].startswith("2000-01-01T00:00:00")
+    assert latest.status == 200, latest
+    assert latest.json["starts_at"].startswith("9998-12-31T23:59:59")
+    assert offer.status == 200, offer
+    assert offer.json["flash_price_cents"] == 1990
+    assert banner.status == 201, banner

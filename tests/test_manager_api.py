@@ -10,6 +10,7 @@ import jwt
 import pytest
 
 from handlers.auth import JWT_ALGORITHM, JWT_AUDIENCE
+from store.pricing import MAX_PRICE_CENTS
 from tests.factories import MANAGER_PASSWORD, create_live, create_product, login_manager
 
 PRODUCTS = "/api/v1/manager/lives/summer-24/products"
@@ -198,6 +199,7 @@ async def test_product_fields_are_validated(api, database_url):
     cases = [
         ({**base, "price_cents": 10.5}, "price_cents"),
         ({**base, "price_cents": -1}, "price_cents"),
+        ({**base, "price_cents": MAX_PRICE_CENTS + 1}, "price_cents"),
         ({**base, "stock": -3}, "stock"),
         ({**base, "step": 0}, "step"),
         ({**base, "min_quantity": 12, "max_quantity": 6}, "max_quantity"),

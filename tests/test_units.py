@@ -22,7 +22,13 @@ from realtime.presence import worth_publishing
 from server.logs import JsonFormatter
 from server.settings import Settings, SettingsError
 from store.errors import InvalidInput
-from store.pricing import normalize_tiers, unit_price_cents
+from store.pricing import (
+    MAX_ORDER_ITEM_COUNT,
+    MAX_ORDER_TOTAL_CENTS,
+    check_order_size,
+    normalize_tiers,
+    unit_price_cents,
+)
 
 TIERS = [
     {"min_quantity": 12, "price_cents": 900},
@@ -42,6 +48,25 @@ def test_tiers_rejects_duplicates():
     with pytest.raises(InvalidInput) as raised:
         normalize_tiers([{"min_quantity": 5, "price_cents": 1}] * 2)
     assert raised.value.field == "tiers"
+
+
+def test_order_size_at_maximum_passes():
+    check_order_size(MAX_ORDER_TOTAL_CENTS, MAX_ORDER_ITEM_COUNT, "items")
+
+
+@pytest.mark.parametrize(
+    ("total_cents", "item_count", "code"),
+    [
+        (MAX_ORDER_TOTAL_CENTS + 1, 1, "total_too_large"),
+        (10**19, 10**7, "total_too_large"),
+        (0, MAX_ORDER_ITEM_COUNT + 1, "item_count_too_large"),
+    ],
+)
+def test_order_size_above_maximum(total_cents, item_count, code):
+    with pytest.raises(InvalidInput) as raised:
+        check_order_size(total_cents, item_count, "items")
+    assert raised.value.code == code
+    assert raised.value.field == "items"
 
 
 @pytest.mark.parametrize(
