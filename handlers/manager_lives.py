@@ -24,11 +24,9 @@ from handlers.validation import (
 from store import lives, products
 from store.errors import InvalidInput
 from store.pricing import MAX_PRICE_CENTS, MAX_QUANTITY, normalize_tiers
-from store.products import StockLevel
+from store.products import MAX_STOCK, StockLevel
 
 log = logging.getLogger(__name__)
-
-MAX_STOCK = 10**9
 
 
 class ManagerLivesHandler(ManagerHandler):

@@ -7,9 +7,12 @@ from typing import Any
 
 import asyncpg
 
-from store.errors import Conflict, NotFound
+from store.errors import Conflict, InvalidInput, NotFound
 from store.pool import Connection, required
 from store.pricing import check_tier_prices, running_flash_price
+
+# The stock column is a 32-bit integer.
+MAX_STOCK = 10**9
 
 PRODUCT_COLUMNS = (
     "id, live_id, sku, name, description, image_url, price_cents, tiers, "
@@ -196,6 +199,14 @@ async def update(
                 f"{product_id} below zero (it is {before['stock']})",
                 field="stock_delta",
                 code="stock_short",
+            )
+        if before["stock"] + stock_delta > MAX_STOCK:
+            raise InvalidInput(
+                f"stock_delta {stock_delta} would take the stock of product "
+                f"{product_id} above the maximum of {MAX_STOCK} (it is "
+                f"{before['stock']})",
+                field="stock_delta",
+                code="out_of_range",
             )
         fields = {**fields, "stock": before["stock"] + stock_delta}
     if not fields:

@@ -292,6 +292,29 @@ async def test_product_patch_and_delete(api, database_url):
 
 
 @pytest.mark.gen_test
+async def test_stock_delta_stays_in_range(api, database_url):
+    await login_manager(api, database_url)
+    await create_live(api)
+    product = await create_product(api, stock=10)
+    url = f"{PRODUCTS}/{product['id']}"
+
+    added = await api.patch(url, {"stock_delta": 5})
+    below_zero = await api.patch(url, {"stock_delta": -16})
+    to_max = await api.patch(url, {"stock_delta": 10**9 - 15})
+    above_max = await api.patch(url, {"stock_delta": 1})
+
+    assert added.status == 200
+    assert added.json["stock"] == 15
+    assert below_zero.status == 409
+    assert below_zero.error["field"] == "stock_delta"
+    assert to_max.status == 200
+    assert to_max.json["stock"] == 10**9
+    assert above_max.status == 400
+    assert above_max.error["field"] == "stock_delta"
+    assert "maximum" in above_max.error["message"]
+
+
+@pytest.mark.gen_test
 async def test_hidden_products_not_public(api, database_url):
     await login_manager(api, database_url)
     await create_live(api)
