@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
 import tornado.web
 
 from handlers import (
@@ -37,6 +38,19 @@ class MediaHandler(tornado.web.StaticFileHandler):
         # Uploads are checked only by their first bytes: a browser must not sniff
         # them into another type.
         self.set_header("X-Content-Type-Options", "nosniff")
+
+    def write_error(self, status_code: int, **kwargs: object) -> None:
+        # Tornado's own messages name paths on the server's disk, so they stay out.
+        if status_code == 404:
+            code, message = "not_found", f"no image at {self.request.path}"
+        elif status_code == 403:
+            code, message = "forbidden", f"{self.request.path} is not an image"
+        else:
+            code, message = self._reason.lower().replace(" ", "_"), self._reason
+        self.set_header("Content-Type", "application/json")
+        self.finish(
+            orjson.dumps({"error": {"code": code, "message": message, "field": None}})
+        )
 
 
 class NotFoundHandler(tornado.web.RequestHandler):

@@ -170,3 +170,19 @@ async def test_local_folder_upload(api, database_url, settings):
     assert (
         Path(settings.media_dir) / grant["image_url"].removeprefix("/media/")
     ).exists()
+
+
+@pytest.mark.gen_test
+async def test_media_errors_are_json(api, settings):
+    folder_path = Path(settings.media_dir, "folder")
+    await asyncio.to_thread(folder_path.mkdir, parents=True)
+
+    missing = await api.get("/media/missing.png")
+    folder = await api.get("/media/folder")
+
+    assert missing.status == 404
+    assert missing.error["code"] == "not_found"
+    assert missing.error["message"] == "no image at /media/missing.png"
+    assert folder.status == 403
+    assert folder.error["code"] == "forbidden"
+    assert settings.media_dir not in folder.error["message"]
