@@ -134,12 +134,34 @@ class Listener:
 
     def serve_http(self, connection: socket.socket, address: tuple[str, int]) -> None:
         server = self._http_server
-        stream = IOStream(
+        stream = _HttpStream(
             connection,
             max_buffer_size=server.max_buffer_size,
             read_chunk_size=server.read_chunk_size,
         )
         server.handle_stream(stream, address)
+
+
+class _HttpStream(IOStream):
+    """An IOStream that sends the API's JSON error for a request Tornado cannot parse.
+
+    Tornado (6.x) answers such a request, for example one with a control character
+    in a header, with a fixed "400 Bad Request" and no body, then closes.
+    """
+
+    def write(self, data: bytes | memoryview) -> asyncio.Future[None]:
+        if data == _TORNADO_BAD_REQUEST:
+            data = _BAD_REQUEST
+        return super().write(data)
+
+
+_TORNADO_BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\n\r\n"
+_BAD_REQUEST = error_response(
+    400,
+    "bad_request",
+    "the request is not valid HTTP/1.1; check the request line and the headers "
+    "for control characters or missing colons",
+)
 
 
 class _NewConnection:

@@ -293,6 +293,22 @@ async def test_upgrade_on_kept_alive_connection(
 
 
 @pytest.mark.gen_test
+async def test_unparsable_request_gets_json_400(http_port, http_server, ctx):
+    sock = await connect(http_port)
+
+    await send(
+        sock, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Key: a\x7f\r\n\r\n"
+    )
+    response = await read_until_closed(sock)
+
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 "), head
+    assert b"Content-Type: application/json" in head
+    assert orjson.loads(body)["error"]["code"] == "bad_request"
+    sock.close()
+
+
+@pytest.mark.gen_test
 async def test_post_to_ws_gets_405(http_port, http_server, ctx):
     sock = await connect(http_port)
 
