@@ -28,6 +28,7 @@ SWEEP_INTERVAL = 5.0
 SWEEP_LIMIT = 100
 
 DATABASE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+SERVICE_ERRORS = (*DATABASE_ERRORS, RedisConnectionError, RedisTimeoutError)
 
 
 @dataclass(frozen=True)
@@ -74,18 +75,17 @@ class Outbox:
         since_sweep = 0.0
         while True:
             await asyncio.sleep(FLUSH_INTERVAL)
-            await self.flush()
             since_sweep += FLUSH_INTERVAL
-            if since_sweep >= SWEEP_INTERVAL:
-                since_sweep = 0.0
-                try:
+            try:
+                await self.flush()
+                if since_sweep >= SWEEP_INTERVAL:
+                    since_sweep = 0.0
                     await self.sweep()
-                except (
-                    *DATABASE_ERRORS,
-                    RedisConnectionError,
-                    RedisTimeoutError,
-                ) as exc:
-                    log.warning("outbox sweep failed; retrying later: %r", exc)
+            except SERVICE_ERRORS as exc:
+                log.warning("outbox sweep failed; retrying later: %r", exc)
+            except Exception:
+                # The task must outlive a bug, or no row would be swept again.
+                log.exception("outbox flush or sweep failed; retrying later")
 
     async def flush(self) -> None:
         """Delete the rows of published changes."""
