@@ -25,6 +25,7 @@ FLUSH_INTERVAL = 1.0
 # retries (about 3 s).
 STALE_AGE = 30.0
 SWEEP_INTERVAL = 5.0
+# Topics reset per sweep.
 SWEEP_LIMIT = 100
 
 DATABASE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)

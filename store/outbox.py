@@ -31,21 +31,26 @@ async def delete(connection: Connection, ids: Sequence[int]) -> None:
 
 
 async def take_stale(connection: Connection, age: float, limit: int) -> list[str]:
-    """Delete up to ``limit`` rows older than ``age`` seconds; return their topics.
+    """Delete the rows older than ``age`` seconds of up to ``limit`` topics; return
+    the topics.
 
-    Rows another transaction is taking are skipped, so processes can sweep at once.
-    Run it in a transaction that rolls back if the topics cannot be repaired.
+    Every stale row of a topic goes at once, so a topic is reset once however many
+    changes it lost. Topics whose rows another sweep is taking are skipped. Run it in
+    a transaction that rolls back if the topics cannot be reset.
     """
     rows = await connection.fetch(
         """
-        DELETE FROM outbox
-        WHERE id IN (
-            SELECT id FROM outbox
+        WITH taken AS (
+            SELECT id, topic FROM outbox
             WHERE created_at < now() - make_interval(secs => $1)
             ORDER BY id
-            LIMIT $2
             FOR UPDATE SKIP LOCKED
+        ),
+        topics AS (
+            SELECT DISTINCT topic FROM taken ORDER BY topic LIMIT $2
         )
+        DELETE FROM outbox
+        WHERE id IN (SELECT id FROM taken WHERE topic IN (SELECT topic FROM topics))
         RETURNING topic
         """,
         age,

@@ -121,3 +121,19 @@ async def test_failed_sweep_keeps_rows(api, database_url, ctx, monkeypatch):
         await ctx.outbox.sweep()
 
     assert await _rows(ctx) == ["live:summer-24"]
+
+
+@pytest.mark.gen_test
+async def test_sweep_takes_topic_once(api, database_url, ctx):
+    async with ctx.pool.acquire() as connection:
+        await connection.execute(
+            "INSERT INTO outbox (topic, created_at)"
+            " SELECT 'live:summer-24', now() - interval '1 minute'"
+            " FROM generate_series(1, 250)"
+        )
+    await _leave_row(ctx, "managers:summer-24")
+
+    swept = await ctx.outbox.sweep()
+
+    assert swept == ["live:summer-24", "managers:summer-24"]
+    assert await _rows(ctx) == []
