@@ -152,6 +152,8 @@ class Socket(WebSocket):
                 )
                 return False
             if self.manager is not None:
+                if not await self.check_still_authorized():
+                    return False
                 async with self.ctx.pool.acquire() as connection:
                     if await orders.exists(connection, name):
                         return True

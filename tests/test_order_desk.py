@@ -159,6 +159,24 @@ async def test_concurrent_cancels_restock_once(api, database_url):
 
 
 @pytest.mark.gen_test
+async def test_cancel_restocks_above_max_stock(api, database_url):
+    product = await _desk(api, database_url)
+    url = f"/api/v1/manager/lives/summer-24/products/{product['id']}"
+    code = (await _place(api, product["id"], 7))["order"]["code"]
+    await api.patch(url, {"stock": 10**9})
+
+    cancelled = await api.patch(f"{DESK}/{code}", {"status": "cancelled"})
+    lowered = await api.patch(url, {"stock_delta": -1})
+    raised = await api.patch(url, {"stock_delta": 1})
+
+    assert cancelled.status == 200
+    assert lowered.status == 200
+    assert lowered.json["stock"] == 10**9 + 6
+    assert raised.status == 400
+    assert raised.error["field"] == "stock_delta"
+
+
+@pytest.mark.gen_test
 async def test_assign_order_to_manager(api, database_url):
     product = await _desk(api, database_url)
     code = (await _place(api, product["id"], 1))["order"]["code"]
@@ -324,14 +342,17 @@ async def test_logout_closes_manager_sockets(api, database_url, base_url, ctx):
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_revoked_login_cannot_subscribe(api, database_url, base_url):
-    await _desk(api, database_url)
+@pytest.mark.parametrize("kind", ["managers", "order"])
+async def test_revoked_login_cannot_subscribe(api, database_url, base_url, kind):
+    product = await _desk(api, database_url)
+    code = (await _place(api, product["id"], 1))["order"]["code"]
+    topic = "managers:summer-24" if kind == "managers" else f"order:{code}"
     manager = await Socket.open(base_url)
     await manager.send({"op": "auth", "token": api.access_token})
     await manager.receive()
 
     # The next periodic check is seconds away, so the subscribe checks for itself.
     await api.post("/api/v1/manager/logout")
-    await manager.send({"op": "subscribe", "topic": "managers:summer-24"})
+    await manager.send({"op": "subscribe", "topic": topic})
 
     assert await manager.wait_closed() == 4001
