@@ -11,6 +11,16 @@ from typing import Any
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+def _unmapped(network: Network) -> Network:
+    """Return an IPv4-mapped IPv6 network (::ffff:a.b.c.d) as IPv4, the form peers
+    are compared in."""
+    if isinstance(network, ipaddress.IPv6Network) and network.prefixlen >= 96:
+        mapped = network.network_address.ipv4_mapped
+        if mapped is not None:
+            return ipaddress.IPv4Network((mapped, network.prefixlen - 96))
+    return network
+
+
 class SettingsError(ValueError):
     """A ``VITRINE_*`` variable is missing or malformed."""
 
@@ -118,13 +128,20 @@ class Settings:
             if not text:
                 continue
             try:
-                networks.append(ipaddress.ip_network(text, strict=False))
+                network = ipaddress.ip_network(text, strict=False)
             except ValueError:
                 raise SettingsError(
                     f"VITRINE_TRUSTED_PROXIES contains {text!r}, which is not an IP "
                     "address or network; use comma-separated entries such as "
                     "127.0.0.1,10.0.0.0/8, or none to trust no proxy"
                 ) from None
+            networks.append(_unmapped(network))
+        if not networks:
+            raise SettingsError(
+                f"VITRINE_TRUSTED_PROXIES={self.trusted_proxies!r} lists no address; "
+                "use comma-separated entries such as 127.0.0.1,10.0.0.0/8, or none to "
+                "trust no proxy"
+            )
         return tuple(networks)
 
     def with_max_sockets(self, max_sockets: int) -> Settings:

@@ -121,6 +121,9 @@ def test_trusted_proxies_parse():
         ipaddress.ip_network("192.0.2.7/32"),
     )
     assert Settings(trusted_proxies="none").trusted_proxy_networks() == ()
+    assert Settings(trusted_proxies="::ffff:10.1.2.3").trusted_proxy_networks() == (
+        ipaddress.ip_network("10.1.2.3/32"),
+    )
 
 
 def test_trusted_proxies_reject_bad_entry():
@@ -129,6 +132,10 @@ def test_trusted_proxies_reject_bad_entry():
 
     assert "VITRINE_TRUSTED_PROXIES" in str(raised.value)
     assert "'proxy.local'" in str(raised.value)
+    for empty in (",", " , "):
+        with pytest.raises(SettingsError) as raised:
+            Settings.from_env({"VITRINE_TRUSTED_PROXIES": empty})
+        assert "lists no address" in str(raised.value)
 
 
 def test_client_address_from_trusted_proxy():
