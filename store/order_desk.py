@@ -242,8 +242,12 @@ async def _restock(connection: Connection, order_id: int) -> list[StockLevel]:
         "SELECT id FROM products WHERE id = ANY($1) ORDER BY id FOR UPDATE",
         product_ids,
     )
+    # The units come back even above MAX_STOCK, which only caps what managers set,
+    # but never past the 32-bit column, where a cancellation would fail.
     rows = await connection.fetch(
-        "UPDATE products p SET stock = p.stock + v.quantity, updated_at = now()"
+        "UPDATE products p"
+        " SET stock = LEAST(p.stock::bigint + v.quantity, 2147483647),"
+        " updated_at = now()"
         " FROM unnest($1::bigint[], $2::int[]) AS v(id, quantity)"
         " WHERE p.id = v.id RETURNING p.id, p.stock, p.version",
         product_ids,

@@ -200,7 +200,9 @@ async def update(
                 field="stock_delta",
                 code="stock_short",
             )
-        if before["stock"] + stock_delta > MAX_STOCK:
+        # A cancelled order may have put the stock above MAX_STOCK, and a delta must
+        # still be able to lower it.
+        if stock_delta > 0 and before["stock"] + stock_delta > MAX_STOCK:
             raise InvalidInput(
                 f"stock_delta {stock_delta} would take the stock of product "
                 f"{product_id} above the maximum of {MAX_STOCK} (it is "
