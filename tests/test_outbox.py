@@ -26,6 +26,15 @@ async def _rows(ctx: Any) -> list[str]:
     return [row["topic"] for row in rows]
 
 
+async def _product(api: Any, database_url: str, ctx: Any) -> dict[str, Any]:
+    """Create the live summer-24 with one product, leaving the outbox empty."""
+    await login_manager(api, database_url)
+    await create_live(api)
+    product = await create_product(api, stock=10)
+    await ctx.outbox.flush()
+    return product
+
+
 async def _leave_row(ctx: Any, topic: str) -> None:
     """Insert the row a process leaves when it dies between commit and publish."""
     async with ctx.pool.acquire() as connection:
@@ -38,10 +47,7 @@ async def _leave_row(ctx: Any, topic: str) -> None:
 
 @pytest.mark.gen_test
 async def test_published_change_deletes_rows(api, database_url, ctx):
-    await login_manager(api, database_url)
-    await create_live(api)
-    product = await create_product(api, stock=10)
-    await ctx.outbox.flush()
+    product = await _product(api, database_url, ctx)
 
     await api.patch(f"{PRODUCTS}/{product['id']}", {"stock": 4})
     before_flush = await _rows(ctx)
@@ -53,9 +59,7 @@ async def test_published_change_deletes_rows(api, database_url, ctx):
 
 @pytest.mark.gen_test
 async def test_checkout_rows_deleted_after_publish(api, database_url, ctx):
-    await login_manager(api, database_url)
-    await create_live(api)
-    product = await create_product(api, stock=10)
+    product = await _product(api, database_url, ctx)
     cart_id, headers = await open_cart(api)
     await set_line(api, cart_id, headers, product["id"], 2)
     await ctx.outbox.flush()
@@ -71,10 +75,7 @@ async def test_checkout_rows_deleted_after_publish(api, database_url, ctx):
 
 @pytest.mark.gen_test
 async def test_rolled_back_change_leaves_no_row(api, database_url, ctx):
-    await login_manager(api, database_url)
-    await create_live(api)
-    product = await create_product(api, stock=10)
-    await ctx.outbox.flush()
+    product = await _product(api, database_url, ctx)
 
     stale = await api.patch(
         f"{PRODUCTS}/{product['id']}", {"stock": 4, "version": product["version"] + 5}
@@ -86,12 +87,9 @@ async def test_rolled_back_change_leaves_no_row(api, database_url, ctx):
 
 @pytest.mark.gen_test
 async def test_sweep_resets_left_topic(api, database_url, base_url, ctx):
-    await login_manager(api, database_url)
-    await create_live(api)
-    await create_product(api, stock=10)
+    await _product(api, database_url, ctx)
     socket = await Socket.open(base_url)
     subscribed = await socket.subscribe("live:summer-24")
-    await ctx.outbox.flush()
     await _leave_row(ctx, "live:summer-24")
 
     # A row younger than the stale age may still belong to a change in flight.
