@@ -155,7 +155,7 @@ class CheckoutHandler(CartHandlerBase):
                     "stock.low",
                     {**level.to_event(), "threshold": level.low_stock_threshold},
                 )
-        self.ctx.outbox.published(
+        self.ctx.outbox.mark_published(
             Pending(result.outbox_ids, tuple(outbox.live_topics(slug)))
         )
 

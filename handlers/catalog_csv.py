@@ -119,7 +119,7 @@ class CatalogCsvHandler(ManagerHandler):
         )
         for event_type, data in events:
             await self.ctx.broker.publish(f"live:{slug}", event_type, data)
-        self.ctx.outbox.published(pending)
+        self.ctx.outbox.mark_published(pending)
         self.write_json({"created": created, "updated": updated})
 
 

@@ -36,7 +36,7 @@ class BannersHandler(ManagerHandler):
         await self.ctx.broker.publish(
             f"live:{slug}", "banners.changed", {"banners": shown}
         )
-        self.ctx.outbox.published(pending)
+        self.ctx.outbox.mark_published(pending)
         self.write_json(banners.banner_to_wire(row), 201)
 
 
@@ -52,7 +52,7 @@ class BannerHandler(ManagerHandler):
         await self.ctx.broker.publish(
             f"live:{slug}", "banners.changed", {"banners": shown}
         )
-        self.ctx.outbox.published(pending)
+        self.ctx.outbox.mark_published(pending)
         self.write_json(banners.banner_to_wire(row))
 
     async def delete(self, slug: str, raw_id: str) -> None:
@@ -65,7 +65,7 @@ class BannerHandler(ManagerHandler):
         await self.ctx.broker.publish(
             f"live:{slug}", "banners.changed", {"banners": shown}
         )
-        self.ctx.outbox.published(pending)
+        self.ctx.outbox.mark_published(pending)
         self.set_status(204)
         self.finish()
 

@@ -106,7 +106,7 @@ class ManagerLiveHandler(ManagerHandler):
             await self.ctx.broker.publish(
                 f"live:{slug}", "live.updated", lives.live_to_wire(after)
             )
-        outbox.published(pending)
+        outbox.mark_published(pending)
         self.write_json(lives.live_to_wire(after))
 
 
@@ -124,7 +124,7 @@ class ManagerProductsHandler(ManagerHandler):
         log.info("product %s (%s) created in live %s", row["id"], row["sku"], slug)
         if product["visible"]:
             await self.ctx.broker.publish(f"live:{slug}", "product.created", product)
-        outbox.published(pending)
+        outbox.mark_published(pending)
         self.write_json(products.manager_product_to_wire(row), 201)
 
 
@@ -175,7 +175,7 @@ class ManagerProductHandler(ManagerHandler):
             await self.ctx.broker.publish(
                 topic, "live.updated", lives.live_to_wire(unpinned)
             )
-        self.ctx.outbox.published(pending)
+        self.ctx.outbox.mark_published(pending)
         self.write_json(products.manager_product_to_wire(after))
 
     async def delete(self, slug: str, raw_product_id: str) -> None:
@@ -196,7 +196,7 @@ class ManagerProductHandler(ManagerHandler):
             await self.ctx.broker.publish(
                 topic, "live.updated", lives.live_to_wire(unpinned)
             )
-        self.ctx.outbox.published(pending)
+        self.ctx.outbox.mark_published(pending)
         self.set_status(204)
         self.finish()
 

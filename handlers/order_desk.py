@@ -171,7 +171,7 @@ class OrderHandler(OrderDeskHandler):
         await publish_order_change(
             self.ctx.broker, slug, order, order_counts, restocked, created=False
         )
-        self.ctx.outbox.published(pending)
+        self.ctx.outbox.mark_published(pending)
         self.write_json(order)
 
 

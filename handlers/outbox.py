@@ -52,14 +52,16 @@ class Outbox:
         """Record ``topics`` in the transaction of the change that will publish."""
         return Pending(await outbox.add(connection, topics), topics)
 
-    def published(self, pending: Pending) -> None:
+    def mark_published(self, pending: Pending) -> None:
         """Queue the rows of a published change for deletion.
 
         Rows of a topic that lost an event stay until the broker has given it a new
         epoch, so they cover a crash of this process meanwhile.
         """
-        self._waiting_for_reset.append(pending)
-        self._release_reset_topics()
+        if any(topic in self._broker.lost_topics for topic in pending.topics):
+            self._waiting_for_reset.append(pending)
+        else:
+            self._published.extend(pending.ids)
 
     def _release_reset_topics(self) -> None:
         lost = self._broker.lost_topics

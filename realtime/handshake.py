@@ -14,6 +14,8 @@ from http import HTTPStatus
 import orjson
 from tornado.netutil import is_valid_ip
 
+from server.settings import Network
+
 # Fixed by RFC 6455 section 1.3 for computing Sec-WebSocket-Accept.
 _ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
@@ -203,7 +205,7 @@ def error_response(
 def client_address(
     headers: Mapping[str, str],
     peer: str,
-    trusted_proxies: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network],
+    trusted_proxies: Sequence[Network],
 ) -> str:
     """Return the client's address as a trusted proxy passed it on, else the peer's.
 
@@ -222,10 +224,7 @@ def client_address(
     return address if is_valid_ip(address) else peer
 
 
-def is_trusted_proxy(
-    peer: str,
-    trusted_proxies: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network],
-) -> bool:
+def is_trusted_proxy(peer: str, trusted_proxies: Sequence[Network]) -> bool:
     try:
         address = ipaddress.ip_address(peer)
     except ValueError:

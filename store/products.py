@@ -11,7 +11,8 @@ from store.errors import Conflict, InvalidInput, NotFound
 from store.pool import Connection, required
 from store.pricing import check_tier_prices, running_flash_price
 
-# The stock column is a 32-bit integer.
+# The highest stock a manager may set, well under the 32-bit stock column's limit of
+# 2,147,483,647.
 MAX_STOCK = 10**9
 
 PRODUCT_COLUMNS = (
